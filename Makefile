@@ -6,8 +6,12 @@ BINDIR    ?= $(PREFIX)/bin
 GO        ?= go
 VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 # libcontainer's seccomp support is behind the "seccomp" build tag (cgo, libseccomp).
-GOTAGS    ?= seccomp
-LDFLAGS   := -s -w -X github.com/berth-project/berth/runtime/cli.Version=$(VERSION)
+# netgo/osusergo keep glibc's NSS out of the static binary.
+GOTAGS    ?= seccomp netgo osusergo
+# Static: the runtime binary runs twice per container start (the command, then
+# `init` in the new namespaces); without the dynamic loader each start saves
+# its symbol resolution.
+LDFLAGS   := -s -w -X github.com/berth-project/berth/runtime/cli.Version=$(VERSION) -linkmode external -extldflags -static
 GOFLAGS_BUILD := -trimpath -tags '$(GOTAGS)' -ldflags '$(LDFLAGS)'
 
 BINARIES  := berth-runtime

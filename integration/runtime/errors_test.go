@@ -1,6 +1,7 @@
 package runtime_test
 
 import (
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"strings"
@@ -224,4 +225,29 @@ func TestWrongState(t *testing.T) {
 		stderr, _ := r.fails("frobnicate")
 		contains(t, "unknown command", stderr, "frobnicate")
 	})
+}
+
+// TestLogFile checks that errors reach --log in --log-format json, where
+// containerd's shim reads them back.
+func TestLogFile(t *testing.T) {
+	testenv.RequireRoot(t)
+	r := newRuntime(t)
+	log := filepath.Join(t.TempDir(), "log.json")
+	missing := filepath.Join(t.TempDir(), "nonexistent")
+	r.fails("--log", log, "--log-format", "json", "create", "--bundle", missing, r.newID())
+	b, err := os.ReadFile(log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var found bool
+	for _, l := range strings.Split(strings.TrimSpace(string(b)), "\n") {
+		var entry struct{ Level, Msg string }
+		if err := json.Unmarshal([]byte(l), &entry); err != nil {
+			t.Fatalf("log line %q is not JSON: %v", l, err)
+		}
+		found = found || entry.Level == "error" && strings.Contains(entry.Msg, missing)
+	}
+	if !found {
+		t.Errorf("--log has no error naming %s:\n%s", missing, b)
+	}
 }

@@ -130,8 +130,9 @@ func (r *runtime) fails(args ...string) (stderr string, code int) {
 	return stderr, code
 }
 
-// execute runs argv with stdin from /dev/null and the output in files.
-func execute(t *testing.T, argv []string) (stdout, stderr string, code int, err error) {
+// execute runs argv with stdin from /dev/null, the output in files, and
+// extra as fds 3 and on.
+func execute(t *testing.T, argv []string, extra ...*os.File) (stdout, stderr string, code int, err error) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), safeguard)
 	defer cancel()
@@ -144,7 +145,7 @@ func execute(t *testing.T, argv []string) (stdout, stderr string, code int, err 
 		defer files[i].Close()
 	}
 	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
-	cmd.Stdout, cmd.Stderr = files[0], files[1]
+	cmd.Stdout, cmd.Stderr, cmd.ExtraFiles = files[0], files[1], extra
 	err = cmd.Run()
 	if ctx.Err() != nil {
 		return "", "", -1, fmt.Errorf("%s: no exit within %v", strings.Join(argv, " "), safeguard)
@@ -258,6 +259,22 @@ func (r *runtime) waitStatus(id, status string) state {
 		}
 		if time.Now().After(deadline) {
 			r.t.Fatalf("container %s is %s, want %s", id, s.Status, status)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// waitOutput execs cmd in the container until it prints want.
+func (r *runtime) waitOutput(id, want string, cmd ...string) {
+	r.t.Helper()
+	deadline := time.Now().Add(safeguard)
+	for {
+		out, _, _ := r.run(append([]string{"exec", id}, cmd...)...)
+		if out == want {
+			return
+		}
+		if time.Now().After(deadline) {
+			r.t.Fatalf("%s in %s printed %q, want %q", strings.Join(cmd, " "), id, out, want)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}

@@ -4,9 +4,12 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
 
 	"github.com/berth-project/berth/integration/testenv"
 )
@@ -50,24 +53,50 @@ func TestLifecycle(t *testing.T) {
 	}
 }
 
+// TestKillDefault checks that kill sends SIGTERM when no signal is named.
+func TestKillDefault(t *testing.T) {
+	testenv.RequireRoot(t)
+	r := newRuntime(t)
+	// As pid 1, the shell gets only the signals it handles.
+	id := r.detached(newBundle(t, nil, "sh", "-c", "trap 'exit 0' TERM; echo ready > /tmp/ready; sleep 3600 & wait"))
+	r.waitOutput(id, "ready\n", "cat", "/tmp/ready") // the trap is set
+	r.ok("kill", id)
+	r.waitStatus(id, "stopped")
+}
+
 // TestRun checks run in the foreground (exit status and output), run -d and
 // --pid-file.
 func TestRun(t *testing.T) {
 	testenv.RequireRoot(t)
-	t.Run("foreground", func(t *testing.T) {
-		r := newRuntime(t)
-		bundle := newBundle(t, nil, "sh", "-c", "echo hello from $(hostname); exit 3")
-		id := r.newID()
-		stdout, stderr, code := r.run("run", "--bundle", bundle, id)
-		if code != 3 {
-			t.Errorf("run: exit status %d, want the container's 3 (stderr: %s)", code, stderr)
-		}
-		if stdout != "hello from berth\n" {
-			t.Errorf("run: stdout %q, want %q", stdout, "hello from berth\n")
-		}
-		r.fails("state", id) // run deletes the container once it exits
-		r.assertNoLeftovers(id, bundle)
-	})
+	for _, tc := range []struct {
+		name   string
+		edit   func(*specs.Spec)
+		script string
+		code   int
+	}{
+		{"exit 0", nil, "echo hello from $(hostname)", 0},
+		{"exit 3", nil, "echo hello from $(hostname); exit 3", 3},
+		// In the host's pid namespace, where the shell is not an init
+		// that ignores SIGKILL from inside.
+		{"killed", func(s *specs.Spec) {
+			s.Linux.Namespaces = slices.DeleteFunc(s.Linux.Namespaces, func(ns specs.LinuxNamespace) bool { return ns.Type == specs.PIDNamespace })
+		}, "echo hello from $(hostname); kill -KILL $$", 128 + 9},
+	} {
+		t.Run("foreground "+tc.name, func(t *testing.T) {
+			r := newRuntime(t)
+			bundle := newBundle(t, tc.edit, "sh", "-c", tc.script)
+			id := r.newID()
+			stdout, stderr, code := r.run("run", "--bundle", bundle, id)
+			if code != tc.code {
+				t.Errorf("run: exit status %d, want the container's %d (stderr: %s)", code, tc.code, stderr)
+			}
+			if stdout != "hello from berth\n" {
+				t.Errorf("run: stdout %q, want %q", stdout, "hello from berth\n")
+			}
+			r.fails("state", id) // run deletes the container once it exits
+			r.assertNoLeftovers(id, bundle)
+		})
+	}
 	t.Run("detach", func(t *testing.T) {
 		r := newRuntime(t)
 		pidFile := filepath.Join(t.TempDir(), "init.pid")
@@ -78,6 +107,28 @@ func TestRun(t *testing.T) {
 		}
 		if pid := readPid(t, pidFile); pid != s.Pid {
 			t.Errorf("--pid-file holds %d, the init is %d", pid, s.Pid)
+		}
+	})
+	t.Run("preserve-fds", func(t *testing.T) {
+		r := newRuntime(t)
+		f, err := os.CreateTemp(t.TempDir(), "fd3")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer f.Close()
+		if _, err := f.WriteString("passed as fd 3\n"); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := f.Seek(0, 0); err != nil {
+			t.Fatal(err)
+		}
+		bundle := newBundle(t, nil, "sh", "-c", "cat <&3")
+		stdout, stderr, code, err := execute(t, r.argv("run", "--preserve-fds", "1", "--bundle", bundle, r.newID()), f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if code != 0 || stdout != "passed as fd 3\n" {
+			t.Errorf("run --preserve-fds 1: exit %d, stdout %q; want 0 and the file's content (stderr: %s)", code, stdout, stderr)
 		}
 	})
 	t.Run("create pid-file", func(t *testing.T) {
@@ -154,7 +205,12 @@ func TestNoLeftovers(t *testing.T) {
 	r.ok("delete", id)
 	r.assertNoLeftovers(id, bundle)
 
+	// delete without --force kills a created container's waiting init.
 	bundle = newBundle(t, nil, sleeper...)
+	id = r.create(bundle)
+	r.ok("delete", id)
+	r.assertNoLeftovers(id, bundle)
+
 	for _, id := range []string{r.create(bundle), r.detached(bundle)} {
 		r.ok("delete", "--force", id)
 		r.assertNoLeftovers(id, bundle)

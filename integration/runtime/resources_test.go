@@ -21,6 +21,11 @@ func TestPauseResume(t *testing.T) {
 	if s := r.state(id); s.Status != "paused" {
 		t.Fatalf("after pause: status %s, want paused", s.Status)
 	}
+	stderr, code := r.fails("exec", id, "true")
+	contains(t, "exec in a paused container", stderr, "paused")
+	if code != 255 {
+		t.Errorf("exec in a paused container: exit %d, want 255", code)
+	}
 	r.ok("resume", id)
 	if s := r.state(id); s.Status != "running" {
 		t.Fatalf("after resume: status %s, want running", s.Status)
@@ -28,6 +33,14 @@ func TestPauseResume(t *testing.T) {
 	if out := r.ok("exec", id, "echo", "thawed"); out != "thawed\n" {
 		t.Errorf("exec after resume: %q", out)
 	}
+
+	// A paused container is deleted with --force as containerd does it.
+	bundle := newBundle(t, nil, sleeper...)
+	id = r.detached(bundle)
+	r.ok("pause", id)
+	r.ok("delete", "--force", id)
+	r.fails("state", id)
+	r.assertNoLeftovers(id, bundle)
 }
 
 // TestPs lists a container's processes as JSON and as ps's table.

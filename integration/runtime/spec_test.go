@@ -98,13 +98,13 @@ func TestSpec(t *testing.T) {
 			out:    "tmpfs\n700\ndata\n",
 		},
 		{
-			name:   "masked paths",
+			name: "masked paths",
 			// Files read empty (or, absent from the kernel, fail); directories
 			// are empty. The host's /proc/keys, /proc/timer_list and
 			// /sys/firmware have content.
 			script: "for f in /proc/kcore /proc/keys /proc/timer_list; do echo $f $(cat $f 2>/dev/null | wc -c); done; " +
 				"echo /sys/firmware $(ls -A /sys/firmware | wc -l)",
-			out:    "/proc/kcore 0\n/proc/keys 0\n/proc/timer_list 0\n/sys/firmware 0\n",
+			out: "/proc/kcore 0\n/proc/keys 0\n/proc/timer_list 0\n/sys/firmware 0\n",
 		},
 		{
 			name:   "readonly paths",

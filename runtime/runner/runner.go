@@ -63,6 +63,9 @@ func Container(ctx context.Context, act Action, o ContainerOptions) (int, error)
 	if err := checkTerminal(o.Spec.Process, o.Detach || act == ActionCreate, o.ConsoleSocket); err != nil {
 		return -1, err
 	}
+	if !o.SystemdCgroup && os.Geteuid() == 0 {
+		go warmCgroupMigration()
+	}
 	if _, err := bundle.RootfsPath(o.Bundle, o.Spec); err != nil {
 		return -1, err
 	}
