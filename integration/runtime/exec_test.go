@@ -32,6 +32,7 @@ func TestExec(t *testing.T) {
 	}{
 		{"args", nil, []string{"echo", "hello", "world"}, "hello world\n", 0},
 		{"env", []string{"-e", "FOO=bar", "-e", "BAZ=qux"}, []string{"sh", "-c", `echo "$FOO $BAZ $PATH"`}, "bar qux /bin:/usr/bin\n", 0},
+		{"env override", []string{"-e", "TERM=dumb"}, []string{"sh", "-c", `echo "$TERM"; env | grep -c ^TERM=`}, "dumb\n1\n", 0},
 		{"cwd", []string{"--cwd", "/opt/old"}, []string{"pwd"}, "/opt/old\n", 0},
 		{"user", []string{"-u", "1000:1000"}, []string{"sh", "-c", "id -u; id -g"}, "1000\n1000\n", 0},
 		{"additional gids", []string{"-u", "1000:1000", "--additional-gids", "1001"}, []string{"id", "-G"}, "1000 1001\n", 0},

@@ -10,6 +10,7 @@ import (
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
+	"github.com/berth-project/berth/hack/testimage"
 	"github.com/berth-project/berth/integration/testenv"
 )
 
@@ -272,3 +273,46 @@ func TestHooks(t *testing.T) {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+// TestSpecCommand writes the example spec, runs a container from it, and
+// refuses to overwrite it.
+func TestSpecCommand(t *testing.T) {
+	testenv.RequireRoot(t)
+	r := newRuntime(t)
+	bundle := t.TempDir()
+	if err := testimage.WriteRootfs(filepath.Join(bundle, "rootfs"), testimage.Options{}); err != nil {
+		t.Fatal(err)
+	}
+	r.ok("spec", "--bundle", bundle)
+	var spec specs.Spec
+	b, err := os.ReadFile(filepath.Join(bundle, "config.json"))
+	if err == nil {
+		err = json.Unmarshal(b, &spec)
+	}
+	if err != nil || spec.Process == nil || spec.Linux == nil || spec.Root == nil {
+		t.Fatalf("spec wrote %s (%v), want a runtime spec", b, err)
+	}
+	stderr, _ := r.fails("spec", "--bundle", bundle)
+	contains(t, "spec over an existing config.json", stderr, "exists")
+
+	// Runnable as written but for the terminal, which needs a console.
+	spec.Process.Terminal = false
+	spec.Process.Args = []string{"sh", "-c", "hostname; ulimit -n"}
+	if err := testimage.WriteSpec(bundle, &spec); err != nil {
+		t.Fatal(err)
+	}
+	if out := r.ok("run", "--bundle", bundle, r.newID()); out != spec.Hostname+"\n1024\n" {
+		t.Errorf("container from the example spec printed %q, want %q", out, spec.Hostname+"\n1024\n")
+	}
+
+	rootless := t.TempDir()
+	r.ok("spec", "--rootless", "--bundle", rootless)
+	b, err = os.ReadFile(filepath.Join(rootless, "config.json"))
+	if err == nil {
+		err = json.Unmarshal(b, &spec)
+	}
+	if err != nil || !slices.ContainsFunc(spec.Linux.Namespaces, func(ns specs.LinuxNamespace) bool { return ns.Type == specs.UserNamespace }) ||
+		len(spec.Linux.UIDMappings) != 1 || spec.Linux.UIDMappings[0].ContainerID != 0 {
+		t.Errorf("spec --rootless: want a user namespace mapping root, got %s (%v)", b, err)
+	}
+}
