@@ -172,13 +172,31 @@ func TestWrongState(t *testing.T) {
 		r.assertNoLeftovers(id, bundle)
 	})
 
-	t.Run("kill stopped", func(t *testing.T) {
+	t.Run("stopped", func(t *testing.T) {
 		r := newRuntime(t)
 		id := r.create(newBundle(t, nil, "true"))
 		r.ok("start", id)
 		r.waitStatus(id, "stopped")
-		stderr, _ := r.fails("kill", id, "KILL")
-		contains(t, "kill of a stopped container", stderr, "not running")
+		for _, args := range [][]string{{"kill", id, "KILL"}, {"pause", id}, {"update", "--memory", "64m", id}, {"events", "--stats", id}} {
+			stderr, _ := r.fails(args...)
+			contains(t, args[0]+" of a stopped container", stderr, "not running")
+		}
+		r.ok("delete", id)
+	})
+
+	t.Run("invalid id", func(t *testing.T) {
+		r := newRuntime(t)
+		bundle := newBundle(t, nil, "true")
+		for _, id := range []string{"../escape", "a b", "a/b"} {
+			stderr, _ := r.fails("create", "--bundle", bundle, id)
+			contains(t, "create "+id, stderr, "invalid container ID")
+		}
+		if _, err := os.Lstat(filepath.Join(r.root, "..", "escape")); err == nil {
+			t.Errorf("create ../escape made %s", filepath.Join(r.root, "..", "escape"))
+		}
+		if out := strings.TrimSpace(r.ok("list", "-q")); out != "" {
+			t.Errorf("list -q after invalid ids: %q", out)
+		}
 	})
 
 	t.Run("unknown signal", func(t *testing.T) {

@@ -85,14 +85,6 @@ func flavorOf(t *testing.T, bin string) string {
 
 func (r *runtime) berth() bool { return r.flavor == "berth" }
 
-// skipOnRunc skips the test against runc, for a behaviour runc 1.1 lacks.
-func (r *runtime) skipOnRunc(why string) {
-	r.t.Helper()
-	if r.flavor == "runc" {
-		r.t.Skip("runc: " + why)
-	}
-}
-
 // argv is the command line of the runtime with this test's --root.
 func (r *runtime) argv(args ...string) []string {
 	return append([]string{r.bin, "--root", r.root}, args...)

@@ -95,7 +95,7 @@ func TestSpec(t *testing.T) {
 			edit: func(s *specs.Spec) {
 				s.Mounts = append(s.Mounts, specs.Mount{Destination: "/scratch", Type: "tmpfs", Source: "tmpfs", Options: []string{"size=1m", "mode=700"}})
 			},
-			script: "grep ' /scratch ' /proc/mounts | cut -d' ' -f3; stat -c %a /scratch; echo data > /scratch/f && cat /scratch/f",
+			script: "set -- $(grep ' /scratch ' /proc/mounts); echo $3; stat -c %a /scratch; echo data > /scratch/f && cat /scratch/f",
 			out:    "tmpfs\n700\ndata\n",
 		},
 		{
@@ -155,11 +155,11 @@ func TestSpec(t *testing.T) {
 			out:    "500\n",
 		},
 		{
+			// pid 1 is this shell, the only network device is lo, and ps
+			// sees its header, the shell, ps and wc.
 			name:   "namespaces",
-			script: "echo $$; cat /proc/1/cmdline | tr '\\0' ' '; echo; ls /sys/class/net; ps -o pid | wc -l",
-			// pid 1 is our shell; the only network device is lo; ps sees
-			// its header, the shell, ps and wc.
-			out: "1\nsh -c " + "echo $$; cat /proc/1/cmdline | tr '\\0' ' '; echo; ls /sys/class/net; ps -o pid | wc -l" + " \nlo\n4\n",
+			script: "echo $$; cat /proc/1/cmdline; echo; ls /sys/class/net; ps -o pid | wc -l",
+			out:    "1\nsh\x00-c\x00echo $$; cat /proc/1/cmdline; echo; ls /sys/class/net; ps -o pid | wc -l\x00\nlo\n4\n",
 		},
 		{
 			name: "seccomp",
@@ -213,13 +213,11 @@ func TestUserNamespace(t *testing.T) {
 	}
 	out := r.ok("run", "--bundle", bundle, r.newID())
 	want := "0 100000 65536\n0 100000 65536\n0\n1\n"
-	if got := strings.Join(slices.Collect(func(yield func(string) bool) {
-		for l := range strings.Lines(out) {
-			if !yield(fields(l) + "\n") {
-				return
-			}
-		}
-	}), ""); got != want {
+	var got strings.Builder
+	for l := range strings.Lines(out) {
+		got.WriteString(fields(l) + "\n")
+	}
+	if got.String() != want {
 		t.Errorf("stdout:\n%s\nwant:\n%s", out, want)
 	}
 }

@@ -68,7 +68,7 @@ func reap(pid int) (status int, done bool) {
 			continue
 		}
 		if p <= 0 || err != nil {
-			return 0, done
+			return status, done
 		}
 		if p == pid {
 			status, done = utils.ExitStatus(ws), true
