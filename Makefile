@@ -18,7 +18,7 @@ BINARIES  := berth-runtime
 TESTFLAGS ?= -count=1 -timeout 30m
 DEMO_DIR  ?= /tmp/berth-demo
 
-.PHONY: all build install uninstall test test-unit test-integration test-images bench demo lint clean help
+.PHONY: all build install uninstall test test-oracle test-unit test-integration test-images bench demo lint clean help
 
 all: build ## build every binary into bin/
 
@@ -40,10 +40,14 @@ uninstall: ## remove the installed binaries
 ROOT_PKGS = $(shell $(GO) list -f '{{.ImportPath}} {{join .TestImports " "}} {{join .XTestImports " "}}' ./... | awk '/integration\/testenv/ {print $$1}')
 PLAIN_PKGS = $(filter-out $(ROOT_PKGS),$(shell $(GO) list ./...))
 
-test: build ## run unit and integration tests, root tests enabled (needs root)
+test: build ## run unit and integration tests, root tests enabled, and the runtime suite against runc (needs root)
 	$(GO) vet -tags '$(GOTAGS)' ./...
 	$(GO) test -tags '$(GOTAGS)' $(TESTFLAGS) $(PLAIN_PKGS)
 	$(GO) test -tags '$(GOTAGS)' $(TESTFLAGS) -p 1 $(ROOT_PKGS) -args -test.root
+	$(MAKE) test-oracle
+
+test-oracle: ## run the runtime suite against runc, the oracle it must agree with
+	RUNTIME=runc $(GO) test -tags '$(GOTAGS)' $(TESTFLAGS) ./integration/runtime/ -args -test.root
 
 test-unit: ## run the tests that need no root
 	$(GO) test -tags '$(GOTAGS)' $(TESTFLAGS) ./...
