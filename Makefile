@@ -14,7 +14,7 @@ GOTAGS    ?= seccomp netgo osusergo
 LDFLAGS   := -s -w -X github.com/berth-project/berth/runtime/cli.Version=$(VERSION) -linkmode external -extldflags -static
 GOFLAGS_BUILD := -trimpath -tags '$(GOTAGS)' -ldflags '$(LDFLAGS)'
 
-BINARIES  := berth-runtime
+BINARIES  := berth-runtime containerd-shim-berth-v2
 TESTFLAGS ?= -count=1 -timeout 30m
 DEMO_DIR  ?= /tmp/berth-demo
 

@@ -1,0 +1,137 @@
+// Package bootstrap is the shim binary's contract with containerd: the
+// `start` subcommand that spawns (or finds) the shim server and prints its
+// address, and the `delete` subcommand that cleans up after a shim that died.
+package bootstrap
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"syscall"
+	"time"
+)
+
+// SocketDir is where shim sockets live, as containerd's shims put them.
+const SocketDir = "/run/containerd/s"
+
+// GroupAnnotations name the group (pod) a container belongs to: containers
+// of one group share one shim.
+var GroupAnnotations = []string{"io.kubernetes.cri.sandbox-id", "io.berth.group"}
+
+// Args are the flags containerd passes to the shim binary.
+type Args struct {
+	Namespace     string
+	ID            string
+	Address       string // containerd's gRPC socket
+	PublishBinary string
+	Bundle        string
+	Debug         bool
+}
+
+// Group is the id of the shim that serves the container in bundle: the
+// group annotation's value, or the container's own id.
+func Group(bundle, id string) string {
+	data, err := os.ReadFile(filepath.Join(bundle, "config.json"))
+	if err != nil {
+		return id
+	}
+	var spec struct {
+		Annotations map[string]string `json:"annotations"`
+	}
+	if json.Unmarshal(data, &spec) != nil {
+		return id
+	}
+	for _, a := range GroupAnnotations {
+		if g := spec.Annotations[a]; g != "" {
+			return g
+		}
+	}
+	return id
+}
+
+// SocketPath is the shim's socket for a group: unique per containerd
+// address, namespace and group, short enough for a unix socket path.
+func SocketPath(address, namespace, group string) string {
+	sum := sha256.Sum256([]byte(filepath.Join(address, namespace, group)))
+	return filepath.Join(SocketDir, hex.EncodeToString(sum[:])[:32])
+}
+
+// Start returns the address of the shim serving the container, spawning
+// it if no shim of the container's group runs yet. self is this binary;
+// serveArgs are the arguments that make it serve.
+func Start(a Args, self string, serveArgs []string) (string, error) {
+	group := Group(a.Bundle, a.ID)
+	sock := SocketPath(a.Address, a.Namespace, group)
+	addr := "unix://" + sock
+	if group != a.ID {
+		if conn, err := net.DialTimeout("unix", sock, time.Second); err == nil {
+			conn.Close()
+			return addr, writeAddress(a.Bundle, addr)
+		}
+	}
+	if err := os.MkdirAll(SocketDir, 0o711); err != nil {
+		return "", err
+	}
+	l, err := listen(sock)
+	if err != nil {
+		return "", err
+	}
+	f, err := l.File()
+	// The server owns the socket from now on: closing our listener must not
+	// unlink it.
+	l.SetUnlinkOnClose(false)
+	l.Close()
+	if err != nil {
+		os.Remove(sock)
+		return "", err
+	}
+	defer f.Close()
+	cmd := exec.Command(self, serveArgs...)
+	cmd.Dir = a.Bundle
+	cmd.ExtraFiles = []*os.File{f}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		os.Remove(sock)
+		return "", fmt.Errorf("spawn shim server: %w", err)
+	}
+	pid := cmd.Process.Pid
+	_ = cmd.Process.Release()
+	if err := os.WriteFile(filepath.Join(a.Bundle, "shim.pid"), []byte(strconv.Itoa(pid)), 0o644); err != nil {
+		return "", err
+	}
+	return addr, writeAddress(a.Bundle, addr)
+}
+
+// listen binds the socket, replacing a stale one that nobody serves.
+func listen(sock string) (*net.UnixListener, error) {
+	l, err := net.ListenUnix("unix", &net.UnixAddr{Name: sock, Net: "unix"})
+	if err == nil {
+		return l, nil
+	}
+	if !errors.Is(err, syscall.EADDRINUSE) {
+		return nil, fmt.Errorf("listen on %s: %w", sock, err)
+	}
+	if conn, derr := net.DialTimeout("unix", sock, time.Second); derr == nil {
+		conn.Close()
+		return nil, fmt.Errorf("a shim already serves %s", sock)
+	}
+	os.Remove(sock)
+	return net.ListenUnix("unix", &net.UnixAddr{Name: sock, Net: "unix"})
+}
+
+// writeAddress records the shim's address in the bundle, where containerd
+// looks for it when it reconnects after a restart.
+func writeAddress(bundle, addr string) error {
+	tmp := filepath.Join(bundle, ".address")
+	if err := os.WriteFile(tmp, []byte(addr), 0o644); err != nil {
+		return err
+	}
+	return os.Rename(tmp, filepath.Join(bundle, "address"))
+}

@@ -1,0 +1,158 @@
+// Package cli is the command line of containerd-shim-berth-v2: the flags
+// and subcommands containerd's shim v2 protocol defines (start, delete), and
+// the hidden serve command that start spawns.
+package cli
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+
+	taskapi "github.com/containerd/containerd/api/runtime/task/v2"
+	"github.com/containerd/ttrpc"
+
+	"github.com/berth-project/berth/shim/bootstrap"
+	"github.com/berth-project/berth/shim/events"
+	"github.com/berth-project/berth/shim/reaper"
+	"github.com/berth-project/berth/shim/task"
+)
+
+// Name is the binary's name.
+const Name = "containerd-shim-berth-v2"
+
+// Version is set at build time.
+var Version = "dev"
+
+// Main runs the shim's command line and returns its exit status.
+func Main(ctx context.Context, args []string) int {
+	var a bootstrap.Args
+	fs := flag.NewFlagSet(Name, flag.ContinueOnError)
+	fs.StringVar(&a.Namespace, "namespace", "", "namespace of the task")
+	fs.StringVar(&a.ID, "id", "", "id of the task")
+	fs.StringVar(&a.Address, "address", "", "containerd's gRPC address")
+	fs.StringVar(&a.PublishBinary, "publish-binary", "", "containerd's binary, for publishing events (unused: events go over ttrpc)")
+	fs.StringVar(&a.Bundle, "bundle", "", "bundle directory (default: the working directory)")
+	fs.BoolVar(&a.Debug, "debug", false, "log debug messages")
+	version := fs.Bool("v", false, "print the version and exit")
+	if err := fs.Parse(args[1:]); err != nil {
+		return 2
+	}
+	if *version {
+		fmt.Printf("%s:\n  Version: %s\n  Runtime: berth-runtime (default), or the BinaryName runtime option\n", Name, Version)
+		return 0
+	}
+	if a.Namespace == "" {
+		a.Namespace = os.Getenv("NAMESPACE")
+	}
+	if a.Bundle == "" {
+		wd, err := os.Getwd()
+		if err != nil {
+			return fail(err)
+		}
+		a.Bundle = wd
+	}
+	if a.Namespace == "" || a.ID == "" {
+		return fail(fmt.Errorf("-namespace and -id are required (containerd passes them)"))
+	}
+	switch cmd := fs.Arg(0); cmd {
+	case "start":
+		self, err := os.Executable()
+		if err != nil {
+			return fail(err)
+		}
+		serve := []string{"-namespace", a.Namespace, "-id", a.ID, "-address", a.Address}
+		if a.Debug {
+			serve = append(serve, "-debug")
+		}
+		addr, err := bootstrap.Start(a, self, append(serve, "serve"))
+		if err != nil {
+			return fail(err)
+		}
+		fmt.Print(addr)
+		return 0
+	case "delete":
+		out, err := bootstrap.Delete(ctx, a)
+		if err != nil {
+			return fail(err)
+		}
+		_, _ = os.Stdout.Write(out)
+		return 0
+	case "serve":
+		if err := serve(ctx, a); err != nil {
+			return fail(err)
+		}
+		return 0
+	default:
+		return fail(fmt.Errorf("unknown command %q: use start or delete", cmd))
+	}
+}
+
+func fail(err error) int {
+	fmt.Fprintf(os.Stderr, "%s: %v\n", Name, err)
+	return 1
+}
+
+// serve runs the task service on the socket start passed as fd 3, until
+// containerd shuts the shim down.
+func serve(ctx context.Context, a bootstrap.Args) error {
+	log := slog.New(slog.NewTextHandler(logOutput(a.Bundle), &slog.HandlerOptions{Level: level(a.Debug)})).
+		With("id", a.ID, "namespace", a.Namespace)
+	signal.Ignore(syscall.SIGPIPE)
+	l, err := net.FileListener(os.NewFile(3, "socket"))
+	if err != nil {
+		return fmt.Errorf("socket from start: %w", err)
+	}
+	r, err := reaper.New()
+	if err != nil {
+		return err
+	}
+	ttrpcAddress := os.Getenv("TTRPC_ADDRESS")
+	if ttrpcAddress == "" {
+		ttrpcAddress = a.Address + ".ttrpc"
+	}
+	pub := events.NewPublisher(ttrpcAddress, a.Namespace, log)
+	server, err := ttrpc.NewServer()
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	svc := task.New(a.Namespace, log, r, pub, cancel)
+	taskapi.RegisterTTRPCTaskService(server, svc)
+	go func() {
+		<-ctx.Done()
+		_ = server.Close()
+	}()
+	log.Debug("serving", "address", l.Addr())
+	if err := server.Serve(ctx, l); err != nil && ctx.Err() == nil {
+		return fmt.Errorf("serve: %w", err)
+	}
+	pub.Close()
+	if ua, ok := l.Addr().(*net.UnixAddr); ok {
+		os.Remove(ua.Name)
+	}
+	return nil
+}
+
+func level(debug bool) slog.Level {
+	if debug {
+		return slog.LevelDebug
+	}
+	return slog.LevelInfo
+}
+
+// logOutput is the "log" FIFO containerd makes in the bundle and reads the
+// shim's log from; without it, nothing is logged.
+func logOutput(bundle string) io.Writer {
+	f, err := os.OpenFile(filepath.Join(bundle, "log"), os.O_WRONLY|syscall.O_NONBLOCK, 0)
+	if err != nil {
+		return io.Discard
+	}
+	return f
+}

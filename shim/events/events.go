@@ -1,0 +1,145 @@
+// Package events forwards the shim's task events to containerd over ttrpc
+// (containerd.services.events.ttrpc.v1.Events/Forward), one at a time and in
+// the order they were published, which is the order containerd requires
+// (create, start, exec-added, exec-started, exit, delete).
+package events
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"strings"
+	"sync"
+	"time"
+
+	eventsapi "github.com/containerd/containerd/api/services/ttrpc/events/v1"
+	apitypes "github.com/containerd/containerd/api/types"
+	"github.com/containerd/ttrpc"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/anypb"
+	"google.golang.org/protobuf/types/known/timestamppb"
+)
+
+// Topics, as containerd names them.
+const (
+	TopicCreate      = "/tasks/create"
+	TopicStart       = "/tasks/start"
+	TopicExit        = "/tasks/exit"
+	TopicDelete      = "/tasks/delete"
+	TopicExecAdded   = "/tasks/exec-added"
+	TopicExecStarted = "/tasks/exec-started"
+	TopicPaused      = "/tasks/paused"
+	TopicResumed     = "/tasks/resumed"
+	TopicOOM         = "/tasks/oom"
+)
+
+// namespaceKey is the ttrpc metadata key containerd reads the namespace from.
+const namespaceKey = "containerd-namespace-ttrpc"
+
+// attempts bounds the retries of one event while containerd is unreachable
+// (it may be restarting).
+const attempts = 10
+
+// Publisher sends events to containerd.
+type Publisher struct {
+	address   string
+	namespace string
+	log       *slog.Logger
+
+	mu     sync.Mutex
+	client *ttrpc.Client
+	queue  chan *apitypes.Envelope
+	done   chan struct{}
+}
+
+// NewPublisher forwards to the ttrpc socket at address (TTRPC_ADDRESS).
+func NewPublisher(address, namespace string, log *slog.Logger) *Publisher {
+	p := &Publisher{
+		address:   strings.TrimPrefix(address, "unix://"),
+		namespace: namespace,
+		log:       log,
+		queue:     make(chan *apitypes.Envelope, 256),
+		done:      make(chan struct{}),
+	}
+	go p.loop()
+	return p
+}
+
+// Publish queues an event. The Any's type URL is the message's full name,
+// without a prefix, which is what containerd 1.x resolves.
+func (p *Publisher) Publish(topic string, event proto.Message) {
+	value, err := proto.Marshal(event)
+	if err != nil {
+		p.log.Error("marshal event", "topic", topic, "error", err)
+		return
+	}
+	p.queue <- &apitypes.Envelope{
+		Timestamp: timestamppb.Now(),
+		Namespace: p.namespace,
+		Topic:     topic,
+		Event:     &anypb.Any{TypeUrl: string(event.ProtoReflect().Descriptor().FullName()), Value: value},
+	}
+}
+
+// Close sends what is queued and stops.
+func (p *Publisher) Close() {
+	close(p.queue)
+	<-p.done
+	p.mu.Lock()
+	if p.client != nil {
+		p.client.Close()
+	}
+	p.mu.Unlock()
+}
+
+func (p *Publisher) loop() {
+	defer close(p.done)
+	for env := range p.queue {
+		var err error
+		for i := range attempts {
+			if err = p.forward(env); err == nil {
+				break
+			}
+			time.Sleep(time.Duration(i+1) * 50 * time.Millisecond)
+		}
+		if err != nil {
+			p.log.Error("forward event", "topic", env.Topic, "error", err)
+		}
+	}
+}
+
+func (p *Publisher) forward(env *apitypes.Envelope) error {
+	c, err := p.connect()
+	if err != nil {
+		return err
+	}
+	md := ttrpc.MD{}
+	md.Set(namespaceKey, p.namespace)
+	ctx, cancel := context.WithTimeout(ttrpc.WithMetadata(context.Background(), md), 5*time.Second)
+	defer cancel()
+	if _, err := eventsapi.NewTTRPCEventsClient(c).Forward(ctx, &eventsapi.ForwardRequest{Envelope: env}); err != nil {
+		p.mu.Lock()
+		if p.client == c {
+			p.client.Close()
+			p.client = nil
+		}
+		p.mu.Unlock()
+		return fmt.Errorf("forward %s: %w", env.Topic, err)
+	}
+	return nil
+}
+
+func (p *Publisher) connect() (*ttrpc.Client, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.client != nil {
+		return p.client, nil
+	}
+	conn, err := net.DialTimeout("unix", p.address, 5*time.Second)
+	if err != nil {
+		return nil, fmt.Errorf("connect to containerd at %s: %w", p.address, err)
+	}
+	p.client = ttrpc.NewClient(conn)
+	return p.client, nil
+}

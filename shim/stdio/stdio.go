@@ -1,0 +1,241 @@
+// Package stdio connects a container process's standard streams to what
+// containerd asked for: FIFOs (the usual case), a file:// log, a binary://
+// logging program, or nothing. Without a terminal the process writes into
+// pipes that the shim copies out, so that a reader going away (containerd
+// restarting) never hands the process a SIGPIPE. With a terminal the shim
+// receives the pty master through a console socket and copies to and from it.
+package stdio
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/url"
+	"os"
+	"os/exec"
+	"sync"
+	"syscall"
+
+	"github.com/containerd/console"
+	"github.com/containerd/fifo"
+)
+
+// Config names the streams as containerd passes them.
+type Config struct {
+	Stdin, Stdout, Stderr string
+	Terminal              bool
+}
+
+// Pipes are the process's side of the streams (nil when unused): the files
+// to hand to the runtime command as its stdin, stdout and stderr.
+type Pipes struct {
+	Stdin, Stdout, Stderr *os.File
+}
+
+// Streams copies between a process and its destinations.
+type Streams struct {
+	cfg       Config
+	pipes     Pipes // the process's ends, closed in the shim once it started
+	stdinW    io.WriteCloser
+	closers   []io.Closer
+	copies    sync.WaitGroup
+	console   console.Console
+	stdinOnce sync.Once
+}
+
+// New prepares non-terminal streams: pipes for the process, copied to and
+// from cfg's destinations. logger describes the process for a binary://
+// logger (its CONTAINER_ID and CONTAINER_NAMESPACE).
+func New(ctx context.Context, cfg Config, logger Logger) (_ *Streams, retErr error) {
+	s := &Streams{cfg: cfg}
+	defer func() {
+		if retErr != nil {
+			s.Close()
+		}
+	}()
+	if cfg.Stdin != "" {
+		r, w, err := os.Pipe()
+		if err != nil {
+			return nil, err
+		}
+		s.pipes.Stdin, s.stdinW = r, w
+		in, err := fifo.OpenFifo(ctx, cfg.Stdin, syscall.O_RDONLY|syscall.O_NONBLOCK, 0)
+		if err != nil {
+			return nil, fmt.Errorf("open stdin %s: %w", cfg.Stdin, err)
+		}
+		s.closers = append(s.closers, in)
+		go func() {
+			_, _ = io.Copy(w, in)
+			s.CloseStdin()
+		}()
+	}
+	outW, errW, err := s.destinations(ctx, cfg, logger)
+	if err != nil {
+		return nil, err
+	}
+	for _, d := range []struct {
+		dst  io.Writer
+		pipe **os.File
+	}{{outW, &s.pipes.Stdout}, {errW, &s.pipes.Stderr}} {
+		if d.dst == nil {
+			continue
+		}
+		r, w, err := os.Pipe()
+		if err != nil {
+			return nil, err
+		}
+		*d.pipe = w
+		s.closers = append(s.closers, r)
+		s.copies.Add(1)
+		go func(dst io.Writer) {
+			defer s.copies.Done()
+			_, _ = io.Copy(dst, r)
+		}(d.dst)
+	}
+	return s, nil
+}
+
+// Logger identifies a process to a binary:// logging program.
+type Logger struct {
+	ID, Namespace string
+}
+
+// destinations opens where stdout and stderr go.
+func (s *Streams) destinations(ctx context.Context, cfg Config, logger Logger) (stdout, stderr io.Writer, err error) {
+	u, err := url.Parse(cfg.Stdout)
+	if err != nil {
+		return nil, nil, fmt.Errorf("stdout %q: %w", cfg.Stdout, err)
+	}
+	switch u.Scheme {
+	case "file":
+		f, err := os.OpenFile(u.Path, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o640)
+		if err != nil {
+			return nil, nil, fmt.Errorf("open log %s: %w", u.Path, err)
+		}
+		s.closers = append(s.closers, f)
+		return f, f, nil
+	case "binary":
+		return s.startLogger(ctx, u, logger)
+	}
+	if cfg.Stdout != "" {
+		w, err := openWriter(ctx, cfg.Stdout, &s.closers)
+		if err != nil {
+			return nil, nil, err
+		}
+		stdout = w
+	}
+	if cfg.Stderr != "" && !cfg.Terminal {
+		w, err := openWriter(ctx, cfg.Stderr, &s.closers)
+		if err != nil {
+			return nil, nil, err
+		}
+		stderr = w
+	}
+	return stdout, stderr, nil
+}
+
+// openWriter opens a FIFO for writing, and also for reading: the extra
+// reader keeps writes from failing while containerd's end is closed (for
+// example while containerd restarts).
+func openWriter(ctx context.Context, path string, closers *[]io.Closer) (io.Writer, error) {
+	w, err := fifo.OpenFifo(ctx, path, syscall.O_WRONLY, 0)
+	if err != nil {
+		return nil, fmt.Errorf("open %s: %w", path, err)
+	}
+	*closers = append(*closers, w)
+	r, err := fifo.OpenFifo(ctx, path, syscall.O_RDONLY|syscall.O_NONBLOCK, 0)
+	if err != nil {
+		return nil, fmt.Errorf("open %s: %w", path, err)
+	}
+	*closers = append(*closers, r)
+	return w, nil
+}
+
+// startLogger runs a binary:// logging program: it gets the process's
+// stdout on fd 3, stderr on fd 4, and closes fd 5 once it is ready.
+func (s *Streams) startLogger(ctx context.Context, u *url.URL, logger Logger) (io.Writer, io.Writer, error) {
+	outR, outW, err := os.Pipe()
+	if err != nil {
+		return nil, nil, err
+	}
+	errR, errW, err := os.Pipe()
+	if err != nil {
+		return nil, nil, err
+	}
+	readyR, readyW, err := os.Pipe()
+	if err != nil {
+		return nil, nil, err
+	}
+	var args []string
+	for k, vs := range u.Query() {
+		args = append(args, k)
+		if len(vs) > 0 && vs[0] != "" {
+			args = append(args, vs[0])
+		}
+	}
+	cmd := exec.Command(u.Path, args...)
+	cmd.Env = append(os.Environ(), "CONTAINER_ID="+logger.ID, "CONTAINER_NAMESPACE="+logger.Namespace)
+	cmd.ExtraFiles = []*os.File{outR, errR, readyW}
+	err = cmd.Start()
+	outR.Close()
+	errR.Close()
+	readyW.Close()
+	if err != nil {
+		return nil, nil, fmt.Errorf("start logging binary %s: %w", u.Path, err)
+	}
+	go func() { _ = cmd.Wait() }()
+	s.closers = append(s.closers, outW, errW)
+	// Wait for the logger to say it is ready (it closes its end of fd 5).
+	var b [1]byte
+	_, _ = readyR.Read(b[:])
+	readyR.Close()
+	return outW, errW, nil
+}
+
+// Pipes returns the process's ends of the streams.
+func (s *Streams) Pipes() Pipes { return s.pipes }
+
+// Started closes the shim's copies of the process's ends: the process has
+// its own now, and output copying must end when the process closes them.
+func (s *Streams) Started() {
+	for _, f := range []*os.File{s.pipes.Stdin, s.pipes.Stdout, s.pipes.Stderr} {
+		if f != nil {
+			f.Close()
+		}
+	}
+	s.pipes = Pipes{}
+}
+
+// CloseStdin closes the process's standard input.
+func (s *Streams) CloseStdin() {
+	s.stdinOnce.Do(func() {
+		if s.stdinW != nil {
+			s.stdinW.Close()
+		}
+		if s.console != nil {
+			// A terminal has no separate input to close: send EOF (^D).
+			_, _ = s.console.Write([]byte{4})
+		}
+	})
+}
+
+// Wait waits until the process's output has been copied out.
+func (s *Streams) Wait() { s.copies.Wait() }
+
+// Close releases everything.
+func (s *Streams) Close() error {
+	s.Started()
+	s.CloseStdin()
+	var errs []error
+	for _, c := range s.closers {
+		if err := c.Close(); err != nil && !errors.Is(err, os.ErrClosed) {
+			errs = append(errs, err)
+		}
+	}
+	s.closers = nil
+	if s.console != nil {
+		s.console.Close()
+	}
+	return errors.Join(errs...)
+}
