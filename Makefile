@@ -24,8 +24,12 @@ all: build ## build every binary into bin/
 
 build: $(addprefix bin/,$(BINARIES))
 
+# The runtime links libseccomp (cgo, static); the other binaries are pure Go.
+bin/berth-runtime: FORCE
+	$(GO) build $(GOFLAGS_BUILD) -o $@ ./cmd/berth-runtime
+
 bin/%: FORCE
-	$(GO) build $(GOFLAGS_BUILD) -o $@ ./cmd/$*
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '-s -w' -o $@ ./cmd/$*
 
 FORCE:
 
