@@ -29,6 +29,7 @@ import (
 	"github.com/berth-project/berth/shim/bootstrap"
 	"github.com/berth-project/berth/shim/events"
 	"github.com/berth-project/berth/shim/ociruntime"
+	"github.com/berth-project/berth/shim/oom"
 	"github.com/berth-project/berth/shim/process"
 	"github.com/berth-project/berth/shim/reaper"
 	"github.com/berth-project/berth/shim/stdio"
@@ -144,7 +145,24 @@ func (s *Service) create(ctx context.Context, req *taskapi.CreateTaskRequest) (i
 		IO: &eventstypes.TaskIO{Stdin: req.Stdin, Stdout: req.Stdout, Stderr: req.Stderr, Terminal: req.Terminal},
 	})
 	go s.awaitExit(c, c.init, watch)
+	go s.watchOOM(c, pid)
 	return pid, nil
+}
+
+// watchOOM publishes an OOM event each time the kernel kills a process of
+// the container for lack of memory, until the container is gone.
+func (s *Service) watchOOM(c *container, pid int) {
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() {
+		<-c.init.Exited()
+		cancel()
+	}()
+	err := oom.Watch(ctx, pid, func() {
+		s.events.Publish(events.TopicOOM, &eventstypes.TaskOOM{ContainerID: c.id})
+	})
+	if err != nil {
+		s.log.Warn("cannot watch for OOM kills", "container", c.id, "error", err)
+	}
 }
 
 func (s *Service) createInit(ctx context.Context, c *container, req *taskapi.CreateTaskRequest) (<-chan reaper.Exit, error) {
