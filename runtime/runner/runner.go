@@ -134,7 +134,6 @@ func (r *run) start(_ context.Context, spec *specs.Process) (int, error) {
 	var fwd *forwarder
 	if !r.detached() {
 		fwd = newForwarder(r.subreaper)
-		defer fwd.stop()
 	}
 	io, err := setupStdio(p, spec.Terminal, r.detached(), r.io.ConsoleSocket)
 	if err != nil {
