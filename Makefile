@@ -60,8 +60,9 @@ test-images: ## write the test image forms into _output/
 	$(GO) run ./hack/mkimage -bundle _output/bundle -oci-layout _output/oci-layout \
 		-oci-archive _output/berth-test.oci.tar -docker-archive _output/berth-test.docker.tar
 
-bench: build ## benchmark berth-runtime against runc side by side (prints ratios)
-	$(GO) run ./hack/bench -runtime bin/berth-runtime
+bench: build ## benchmark berth-runtime vs runc and the shim vs containerd-shim-runc-v2, side by side (prints ratios)
+	$(GO) run ./hack/bench runtime -runtime bin/berth-runtime
+	$(GO) run ./hack/bench shim -shim-dir bin
 
 demo: build ## run a container from a bundle with berth-runtime
 	rm -rf $(DEMO_DIR)

@@ -66,7 +66,7 @@ func (r *Runtime) run(ctx context.Context, io IO, logFile string, args ...string
 		full = append(full, "--systemd-cgroup")
 	}
 	full = append(full, args...)
-	cmd := exec.CommandContext(ctx, r.Binary, full...)
+	cmd := exec.Command(r.Binary, full...)
 	cmd.Stdin, cmd.Stderr = io.Stdin, io.Stderr
 	var out *os.File
 	if io.Stdout != nil {
@@ -90,7 +90,7 @@ func (r *Runtime) run(ctx context.Context, io IO, logFile string, args ...string
 		defer f.Close()
 		errBuf, cmd.Stderr = f, f
 	}
-	e, err := r.Reaper.Run(cmd)
+	e, err := r.Reaper.Run(ctx, cmd)
 	if err != nil {
 		return nil, fmt.Errorf("run %s: %w", r.Binary, err)
 	}

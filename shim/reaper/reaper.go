@@ -9,6 +9,7 @@
 package reaper
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -105,10 +106,11 @@ func exitStatus(ws unix.WaitStatus) int {
 	return ws.ExitStatus()
 }
 
-// Run starts cmd and waits for it, collecting its exit through the reaper.
-// cmd's stdio must be *os.File or nil: there is no exec.Cmd.Wait to finish
-// copying goroutines.
-func (r *Reaper) Run(cmd *exec.Cmd) (Exit, error) {
+// Run starts cmd and waits for it, collecting its exit through the reaper;
+// if ctx ends first, the command is killed (and still waited for). cmd must
+// not come from exec.CommandContext, and its stdio must be *os.File or nil:
+// exec.Cmd.Wait is never called, so nothing may depend on it.
+func (r *Reaper) Run(ctx context.Context, cmd *exec.Cmd) (Exit, error) {
 	ch := make(chan Exit, 1)
 	r.mu.Lock()
 	if err := cmd.Start(); err != nil {
@@ -119,7 +121,13 @@ func (r *Reaper) Run(cmd *exec.Cmd) (Exit, error) {
 	r.mu.Unlock()
 	// A SIGCHLD may have raced the registration: reap once more.
 	r.reap()
-	e := <-ch
+	var e Exit
+	select {
+	case e = <-ch:
+	case <-ctx.Done():
+		_ = cmd.Process.Kill()
+		e = <-ch
+	}
 	_ = cmd.Process.Release()
 	return e, nil
 }

@@ -1,6 +1,7 @@
 package reaper
 
 import (
+	"context"
 	"os/exec"
 	"testing"
 	"time"
@@ -11,11 +12,11 @@ func TestRunAndWatch(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e, err := r.Run(exec.Command("sh", "-c", "exit 7"))
+	e, err := r.Run(context.Background(), exec.Command("sh", "-c", "exit 7"))
 	if err != nil || e.Status != 7 {
 		t.Fatalf("Run: %+v, %v; want status 7", e, err)
 	}
-	e, err = r.Run(exec.Command("sh", "-c", "kill -9 $$"))
+	e, err = r.Run(context.Background(), exec.Command("sh", "-c", "kill -9 $$"))
 	if err != nil || e.Status != 137 {
 		t.Fatalf("Run of a killed command: %+v, %v; want 137", e, err)
 	}
