@@ -83,6 +83,16 @@ func (s *Service) container(id string) (*container, error) {
 	return c, nil
 }
 
+// process finds a container and one of its processes ("" is the init).
+func (s *Service) process(id, execID string) (*container, *process.Process, error) {
+	c, err := s.container(id)
+	if err != nil {
+		return nil, nil, err
+	}
+	p, err := c.process(execID)
+	return c, p, err
+}
+
 func (s *Service) Create(ctx context.Context, req *taskapi.CreateTaskRequest) (*taskapi.CreateTaskResponse, error) {
 	pid, err := s.create(ctx, req)
 	if err != nil {
@@ -221,11 +231,7 @@ func (s *Service) awaitExit(c *container, p *process.Process, watch <-chan reape
 }
 
 func (s *Service) Start(ctx context.Context, req *taskapi.StartRequest) (*taskapi.StartResponse, error) {
-	c, err := s.container(req.ID)
-	if err != nil {
-		return nil, wire(err)
-	}
-	p, err := c.process(req.ExecID)
+	c, p, err := s.process(req.ID, req.ExecID)
 	if err != nil {
 		return nil, wire(err)
 	}
@@ -290,11 +296,7 @@ func (s *Service) Exec(ctx context.Context, req *taskapi.ExecProcessRequest) (*e
 }
 
 func (s *Service) Delete(ctx context.Context, req *taskapi.DeleteRequest) (*taskapi.DeleteResponse, error) {
-	c, err := s.container(req.ID)
-	if err != nil {
-		return nil, wire(err)
-	}
-	p, err := c.process(req.ExecID)
+	c, p, err := s.process(req.ID, req.ExecID)
 	if err != nil {
 		return nil, wire(err)
 	}
@@ -339,11 +341,7 @@ func isNotExist(err error) bool {
 }
 
 func (s *Service) State(ctx context.Context, req *taskapi.StateRequest) (*taskapi.StateResponse, error) {
-	c, err := s.container(req.ID)
-	if err != nil {
-		return nil, wire(err)
-	}
-	p, err := c.process(req.ExecID)
+	c, p, err := s.process(req.ID, req.ExecID)
 	if err != nil {
 		return nil, wire(err)
 	}
@@ -431,11 +429,7 @@ func (s *Service) Checkpoint(ctx context.Context, req *taskapi.CheckpointTaskReq
 }
 
 func (s *Service) Kill(ctx context.Context, req *taskapi.KillRequest) (*emptypb.Empty, error) {
-	c, err := s.container(req.ID)
-	if err != nil {
-		return nil, wire(err)
-	}
-	p, err := c.process(req.ExecID)
+	c, p, err := s.process(req.ID, req.ExecID)
 	if err != nil {
 		return nil, wire(err)
 	}
@@ -459,11 +453,7 @@ func isGone(err error) bool {
 }
 
 func (s *Service) ResizePty(ctx context.Context, req *taskapi.ResizePtyRequest) (*emptypb.Empty, error) {
-	c, err := s.container(req.ID)
-	if err != nil {
-		return nil, wire(err)
-	}
-	p, err := c.process(req.ExecID)
+	_, p, err := s.process(req.ID, req.ExecID)
 	if err != nil {
 		return nil, wire(err)
 	}
@@ -474,11 +464,7 @@ func (s *Service) ResizePty(ctx context.Context, req *taskapi.ResizePtyRequest) 
 }
 
 func (s *Service) CloseIO(ctx context.Context, req *taskapi.CloseIORequest) (*emptypb.Empty, error) {
-	c, err := s.container(req.ID)
-	if err != nil {
-		return nil, wire(err)
-	}
-	p, err := c.process(req.ExecID)
+	_, p, err := s.process(req.ID, req.ExecID)
 	if err != nil {
 		return nil, wire(err)
 	}
@@ -503,11 +489,7 @@ func (s *Service) Update(ctx context.Context, req *taskapi.UpdateTaskRequest) (*
 }
 
 func (s *Service) Wait(ctx context.Context, req *taskapi.WaitRequest) (*taskapi.WaitResponse, error) {
-	c, err := s.container(req.ID)
-	if err != nil {
-		return nil, wire(err)
-	}
-	p, err := c.process(req.ExecID)
+	_, p, err := s.process(req.ID, req.ExecID)
 	if err != nil {
 		return nil, wire(err)
 	}
