@@ -50,8 +50,9 @@ test: build ## run unit and integration tests, root tests enabled, and the runti
 	$(GO) test -tags '$(GOTAGS)' $(TESTFLAGS) -p 1 $(ROOT_PKGS) -args -test.root
 	$(MAKE) test-oracle
 
-test-oracle: ## run the runtime suite against runc, the oracle it must agree with
+test-oracle: ## run the runtime and shim suites against runc and containerd-shim-runc-v2, the oracles
 	RUNTIME=runc $(GO) test -tags '$(GOTAGS)' $(TESTFLAGS) ./integration/runtime/ -args -test.root
+	SHIM=runc $(GO) test -tags '$(GOTAGS)' $(TESTFLAGS) ./integration/shim/ -args -test.root
 
 test-unit: ## run the tests that need no root
 	$(GO) test -tags '$(GOTAGS)' $(TESTFLAGS) ./...

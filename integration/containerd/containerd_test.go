@@ -13,17 +13,19 @@ import (
 
 	"github.com/containerd/console"
 	"golang.org/x/sys/unix"
+
+	"github.com/berth-project/berth/integration/internal/ctrd"
 )
 
 func TestRunExitCode(t *testing.T) {
 	e := newCtrEnv(t)
 
-	if out, code := e.exec(e.runArgs([]string{"--rm"}, "true", "true")...); code != 0 {
+	if out, code := e.Exec(e.runArgs([]string{"--rm"}, "true", "true")...); code != 0 {
 		t.Fatalf("ctr run true: exit status %d, want 0\n%s", code, out)
 	}
 	e.requireRuntimeRan("true", "create", "start", "delete")
 
-	out, code := e.exec(e.runArgs([]string{"--rm"}, "exit7", "sh", "-c", "cat /etc/berth-release; exit 7")...)
+	out, code := e.Exec(e.runArgs([]string{"--rm"}, "exit7", "sh", "-c", "cat /etc/berth-release; exit 7")...)
 	if code != 7 {
 		t.Errorf("ctr run sh -c 'exit 7': exit status %d, want 7\n%s", code, out)
 	}
@@ -38,10 +40,10 @@ func TestRunExitCode(t *testing.T) {
 func TestDetachedExecKillDelete(t *testing.T) {
 	e := newCtrEnv(t)
 	const id = "detached"
-	e.run(e.runArgs([]string{"-d"}, id, "sleep", "1000")...)
+	e.Run(e.runArgs([]string{"-d"}, id, "sleep", "1000")...)
 	e.requireRuntimeRan(id, "create", "start")
 
-	pid, status := e.task(id)
+	pid, status := e.Task(id)
 	if status != "RUNNING" {
 		t.Fatalf("after ctr run -d, task %s is %q, want RUNNING", id, status)
 	}
@@ -53,25 +55,25 @@ func TestDetachedExecKillDelete(t *testing.T) {
 		t.Errorf("runtime state: status %q pid %d; want running, pid %d as ctr shows", s.Status, s.Pid, pid)
 	}
 
-	out := e.run(e.execArgs("probe", id, "sh", "-c", "cat /etc/berth-release; cat /proc/1/cmdline")...)
+	out := e.Run(e.execArgs("probe", id, "sh", "-c", "cat /etc/berth-release; cat /proc/1/cmdline")...)
 	if want := "berth test image\nsleep\x001000\x00"; out != want {
 		t.Errorf("ctr task exec output %q, want %q", out, want)
 	}
-	if out, code := e.exec(e.execArgs("fail", id, "sh", "-c", "exit 3")...); code != 3 {
+	if out, code := e.Exec(e.execArgs("fail", id, "sh", "-c", "exit 3")...); code != 3 {
 		t.Errorf("ctr task exec sh -c 'exit 3': exit status %d, want 3\n%s", code, out)
 	}
 
-	e.run("task", "kill", "--signal", "SIGKILL", id)
-	e.waitStatus(id, "STOPPED")
-	e.run("task", "delete", id)
-	if _, status := e.task(id); status != "" {
+	e.Run("task", "kill", "--signal", "SIGKILL", id)
+	e.WaitStatus(id, "STOPPED")
+	e.Run("task", "delete", id)
+	if _, status := e.Task(id); status != "" {
 		t.Errorf("after ctr task delete, task %s is still listed as %s", id, status)
 	}
 	if _, err := e.state(id); err == nil {
 		t.Errorf("the runtime still has state for %s after ctr task delete", id)
 	}
-	e.run("container", "delete", id)
-	if out := e.run("container", "ls", "--quiet"); strings.Contains(out, id) {
+	e.Run("container", "delete", id)
+	if out := e.Run("container", "ls", "--quiet"); strings.Contains(out, id) {
 		t.Errorf("after ctr container delete, ctr container ls still shows it:\n%s", out)
 	}
 	e.requireRuntimeRan(id, "exec", "kill", "delete")
@@ -91,9 +93,9 @@ func TestTTY(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), cmdTimeout)
+	ctx, cancel := context.WithTimeout(context.Background(), ctrd.CmdTimeout)
 	defer cancel()
-	cmd := e.command(ctx, e.runArgs([]string{"--rm", "-t"}, "tty", "sh", "-c", "busybox tty; test -t 1 && echo stdout-is-a-tty")...)
+	cmd := e.Command(ctx, e.runArgs([]string{"--rm", "-t"}, "tty", "sh", "-c", "busybox tty; test -t 1 && echo stdout-is-a-tty")...)
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = pts, pts, pts
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Setctty: true, Ctty: 0}
 	err = cmd.Start()
@@ -123,25 +125,25 @@ func TestTTY(t *testing.T) {
 func TestPauseResume(t *testing.T) {
 	e := newCtrEnv(t)
 	const id = "pause"
-	e.run(e.runArgs([]string{"-d"}, id, "sleep", "1000")...)
+	e.Run(e.runArgs([]string{"-d"}, id, "sleep", "1000")...)
 
-	e.run("task", "pause", id)
-	if _, status := e.task(id); status != "PAUSED" {
+	e.Run("task", "pause", id)
+	if _, status := e.Task(id); status != "PAUSED" {
 		t.Errorf("after ctr task pause, task %s is %q, want PAUSED", id, status)
 	}
 	if s, err := e.state(id); err != nil || s.Status != "paused" {
 		t.Errorf("after ctr task pause, runtime state %+v (%v), want paused", s, err)
 	}
 
-	e.run("task", "resume", id)
-	if _, status := e.task(id); status != "RUNNING" {
+	e.Run("task", "resume", id)
+	if _, status := e.Task(id); status != "RUNNING" {
 		t.Errorf("after ctr task resume, task %s is %q, want RUNNING", id, status)
 	}
 	if s, err := e.state(id); err != nil || s.Status != "running" {
 		t.Errorf("after ctr task resume, runtime state %+v (%v), want running", s, err)
 	}
 	// A frozen container could not run this.
-	if out := e.run(e.execArgs("thawed", id, "echo", "thawed")...); out != "thawed\n" {
+	if out := e.Run(e.execArgs("thawed", id, "echo", "thawed")...); out != "thawed\n" {
 		t.Errorf("ctr task exec after resume: output %q, want %q", out, "thawed\n")
 	}
 	e.requireRuntimeRan(id, "create", "start", "pause", "resume", "exec")
@@ -150,8 +152,8 @@ func TestPauseResume(t *testing.T) {
 func TestMetrics(t *testing.T) {
 	e := newCtrEnv(t)
 	const id = "metrics"
-	e.run(e.runArgs([]string{"-d"}, id, "sleep", "1000")...)
-	out := e.run("task", "metrics", id)
+	e.Run(e.runArgs([]string{"-d"}, id, "sleep", "1000")...)
+	out := e.Run("task", "metrics", id)
 	if !regexp.MustCompile(`(?m)^memory\.\S+\s+[0-9]+\s*$`).MatchString(out) {
 		t.Errorf("ctr task metrics shows no memory metrics:\n%s", out)
 	}

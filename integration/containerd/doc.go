@@ -7,5 +7,6 @@
 // One containerd serves the package run: it starts on the first test that
 // runs with -test.root, in a temporary directory of its own (root, state,
 // socket, runtime root, FIFOs), and TestMain stops it and cleans up after all
-// tests. Each test works in its own containerd namespace.
+// tests. Each test works in its own containerd namespace. The daemon and ctr
+// harness is integration/internal/ctrd, shared with integration/shim.
 package containerd

@@ -113,9 +113,10 @@ func (s *Service) create(ctx context.Context, req *taskapi.CreateTaskRequest) (i
 	if binary == "" {
 		binary = DefaultRuntime
 	}
-	binary, err = exec.LookPath(binary)
+	name := binary
+	binary, err = exec.LookPath(name)
 	if err != nil {
-		return 0, fmt.Errorf("OCI runtime %q not found: install it or name another with the BinaryName runtime option: %w", opts.BinaryName, errdefs.ErrInvalidArgument)
+		return 0, fmt.Errorf("OCI runtime %q not found: install it or name another with the BinaryName runtime option: %w", name, errdefs.ErrInvalidArgument)
 	}
 	root := opts.Root
 	if root == "" {
