@@ -15,6 +15,9 @@ LDFLAGS   := -s -w -X github.com/berth-project/berth/runtime/cli.Version=$(VERSI
 GOFLAGS_BUILD := -trimpath -tags '$(GOTAGS)' -ldflags '$(LDFLAGS)'
 
 BINARIES  := berth-runtime containerd-shim-berth-v2
+# CNI plugins are named by their type and live where runtimes look for them.
+CNI_PLUGINS := host-local loopback
+CNI_BINDIR  ?= /opt/cni/bin
 TESTFLAGS ?= -count=1 -timeout 30m
 DEMO_DIR  ?= /tmp/berth-demo
 
@@ -22,7 +25,7 @@ DEMO_DIR  ?= /tmp/berth-demo
 
 all: build ## build every binary into bin/
 
-build: $(addprefix bin/,$(BINARIES))
+build: $(addprefix bin/,$(BINARIES) $(CNI_PLUGINS))
 
 # The runtime links libseccomp (cgo, static); the other binaries are pure Go.
 bin/berth-runtime: FORCE
@@ -33,12 +36,13 @@ bin/%: FORCE
 
 FORCE:
 
-install: build ## install the binaries into $(BINDIR) (PREFIX=/usr/local)
-	install -d $(DESTDIR)$(BINDIR)
+install: build ## install the binaries into $(BINDIR) (PREFIX=/usr/local) and the CNI plugins into $(CNI_BINDIR)
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(CNI_BINDIR)
 	install -m 0755 $(addprefix bin/,$(BINARIES)) $(DESTDIR)$(BINDIR)/
+	install -m 0755 $(addprefix bin/,$(CNI_PLUGINS)) $(DESTDIR)$(CNI_BINDIR)/
 
 uninstall: ## remove the installed binaries
-	rm -f $(addprefix $(DESTDIR)$(BINDIR)/,$(BINARIES))
+	rm -f $(addprefix $(DESTDIR)$(BINDIR)/,$(BINARIES)) $(addprefix $(DESTDIR)$(CNI_BINDIR)/,$(CNI_PLUGINS))
 
 # Packages whose tests use the -test.root gate get the flag; the rest run plain.
 ROOT_PKGS = $(shell $(GO) list -f '{{.ImportPath}} {{join .TestImports " "}} {{join .XTestImports " "}}' ./... | awk '/integration\/testenv/ {print $$1}')

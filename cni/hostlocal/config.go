@@ -1,0 +1,158 @@
+package hostlocal
+
+import (
+	"encoding/json"
+	"fmt"
+	"net"
+	"path/filepath"
+
+	"github.com/containernetworking/cni/pkg/types"
+
+	"github.com/berth-project/berth/cni/plugin"
+)
+
+// DefaultDataDir is where allocations are kept unless the config says.
+const DefaultDataDir = "/var/lib/cni/networks"
+
+// Range is one contiguous block of addresses in a subnet.
+type Range struct {
+	Subnet     types.IPNet `json:"subnet"`
+	RangeStart net.IP      `json:"rangeStart,omitempty"`
+	RangeEnd   net.IP      `json:"rangeEnd,omitempty"`
+	Gateway    net.IP      `json:"gateway,omitempty"`
+}
+
+// RangeSet is a list of ranges of one family; one address is allocated
+// from each range set.
+type RangeSet []Range
+
+// IPAM is host-local's part of the network configuration.
+type IPAM struct {
+	Type    string         `json:"type"`
+	Ranges  []RangeSet     `json:"ranges"`
+	Routes  []*types.Route `json:"routes,omitempty"`
+	DataDir string         `json:"dataDir,omitempty"`
+	// The single-range form older configurations use.
+	Subnet     types.IPNet `json:"subnet"`
+	RangeStart net.IP      `json:"rangeStart,omitempty"`
+	RangeEnd   net.IP      `json:"rangeEnd,omitempty"`
+	Gateway    net.IP      `json:"gateway,omitempty"`
+}
+
+// Config is the network configuration host-local reads.
+type Config struct {
+	types.PluginConf
+	IPAM *IPAM `json:"ipam"`
+}
+
+// Parse decodes and checks a configuration: every range is normalised
+// (start, end and gateway filled in) and ranges must not overlap.
+func Parse(data []byte) (*Config, error) {
+	var c Config
+	if err := plugin.Decode(data, &c); err != nil {
+		return nil, err
+	}
+	if c.IPAM == nil {
+		return nil, plugin.InvalidConfig("host-local: the configuration has no \"ipam\" section")
+	}
+	if c.Name == "" {
+		return nil, plugin.InvalidConfig("host-local: the network has no \"name\" (allocations are kept per network name)")
+	}
+	ipam := c.IPAM
+	if ipam.Subnet.IP != nil {
+		ipam.Ranges = append([]RangeSet{{{Subnet: ipam.Subnet, RangeStart: ipam.RangeStart, RangeEnd: ipam.RangeEnd, Gateway: ipam.Gateway}}}, ipam.Ranges...)
+	}
+	if len(ipam.Ranges) == 0 {
+		return nil, plugin.InvalidConfig("host-local: no ranges: set \"ranges\" (a list of range sets) or \"subnet\"")
+	}
+	if ipam.DataDir == "" {
+		ipam.DataDir = DefaultDataDir
+	}
+	var all []*Range
+	for i := range ipam.Ranges {
+		if len(ipam.Ranges[i]) == 0 {
+			return nil, plugin.InvalidConfig("host-local: range set %d is empty", i)
+		}
+		for j := range ipam.Ranges[i] {
+			r := &ipam.Ranges[i][j]
+			if err := r.normalise(); err != nil {
+				return nil, plugin.InvalidConfig("host-local: range set %d, range %d: %v", i, j, err)
+			}
+			if (r.Subnet.IP.To4() == nil) != (ipam.Ranges[i][0].Subnet.IP.To4() == nil) {
+				return nil, plugin.InvalidConfig("host-local: range set %d mixes IPv4 and IPv6", i)
+			}
+			for _, o := range all {
+				if r.overlaps(o) {
+					return nil, plugin.InvalidConfig("host-local: range %s-%s overlaps range %s-%s", r.RangeStart, r.RangeEnd, o.RangeStart, o.RangeEnd)
+				}
+			}
+			all = append(all, r)
+		}
+	}
+	return &c, nil
+}
+
+// dir is where this network's allocations live.
+func (c *Config) dir() string { return filepath.Join(c.IPAM.DataDir, c.Name) }
+
+func (r *Range) normalise() error {
+	if r.Subnet.IP == nil {
+		return fmt.Errorf("no subnet")
+	}
+	ipnet := net.IPNet(r.Subnet)
+	ones, bits := ipnet.Mask.Size()
+	if bits-ones < 2 {
+		return fmt.Errorf("subnet %s is too small: it must hold at least 2 addresses besides its network and broadcast", &ipnet)
+	}
+	ipnet.IP = ipnet.IP.Mask(ipnet.Mask)
+	if v4 := ipnet.IP.To4(); v4 != nil {
+		ipnet.IP = v4
+	}
+	r.Subnet = types.IPNet(ipnet)
+	first := next(ipnet.IP) // the network address itself is never given out
+	last := lastAddr(&ipnet)
+	if ipnet.IP.To4() != nil {
+		last = prev(last) // nor the IPv4 broadcast address
+	}
+	if r.RangeStart == nil {
+		r.RangeStart = first
+	}
+	if r.RangeEnd == nil {
+		r.RangeEnd = last
+	}
+	r.RangeStart, r.RangeEnd = normaliseIP(r.RangeStart), normaliseIP(r.RangeEnd)
+	for _, ip := range []net.IP{r.RangeStart, r.RangeEnd} {
+		if !ipnet.Contains(ip) || cmp(ip, first) < 0 || cmp(ip, last) > 0 {
+			return fmt.Errorf("%s is not a usable address of subnet %s", ip, &ipnet)
+		}
+	}
+	if cmp(r.RangeStart, r.RangeEnd) > 0 {
+		return fmt.Errorf("rangeStart %s is after rangeEnd %s", r.RangeStart, r.RangeEnd)
+	}
+	if r.Gateway == nil {
+		r.Gateway = first
+	}
+	r.Gateway = normaliseIP(r.Gateway)
+	if !ipnet.Contains(r.Gateway) {
+		return fmt.Errorf("gateway %s is not in subnet %s", r.Gateway, &ipnet)
+	}
+	return nil
+}
+
+func (r *Range) overlaps(o *Range) bool {
+	if (r.RangeStart.To4() == nil) != (o.RangeStart.To4() == nil) {
+		return false
+	}
+	return cmp(r.RangeStart, o.RangeEnd) <= 0 && cmp(o.RangeStart, r.RangeEnd) <= 0
+}
+
+func (r *Range) contains(ip net.IP) bool {
+	ip = normaliseIP(ip)
+	return cmp(ip, r.RangeStart) >= 0 && cmp(ip, r.RangeEnd) <= 0 && (r.RangeStart.To4() == nil) == (ip.To4() == nil)
+}
+
+// MarshalJSON keeps the normalised form readable in tests and logs.
+func (r Range) String() string {
+	b, _ := json.Marshal(r)
+	return string(b)
+}

@@ -1,0 +1,231 @@
+// Package hostlocal is the host-local IPAM plugin: it hands out addresses
+// from configured ranges and keeps the allocations in files on the host,
+// safe under concurrent invocations, released on DEL, and garbage-collected
+// on GC (CNI 1.1) against the list of attachments that are still valid.
+package hostlocal
+
+import (
+	"fmt"
+	"net"
+	"os"
+
+	"github.com/containernetworking/cni/pkg/skel"
+	"github.com/containernetworking/cni/pkg/types"
+	types100 "github.com/containernetworking/cni/pkg/types/100"
+
+	"github.com/berth-project/berth/cni/plugin"
+)
+
+// Funcs are the plugin's commands.
+var Funcs = skel.CNIFuncs{Add: Add, Del: Del, Check: Check, GC: GC, Status: Status}
+
+// Add allocates one address from each range set.
+func Add(args *skel.CmdArgs) error {
+	c, err := Parse(args.StdinData)
+	if err != nil {
+		return err
+	}
+	result, err := Allocate(c, args.ContainerID, args.IfName)
+	if err != nil {
+		return err
+	}
+	return types.PrintResult(result, c.CNIVersion)
+}
+
+// Allocate is Add without printing: the result in the current version.
+func Allocate(c *Config, id, ifname string) (*types100.Result, error) {
+	s, err := openStore(c.dir())
+	if err != nil {
+		return nil, plugin.IOFailure("host-local: open the allocation store", err)
+	}
+	defer s.close()
+	o := owner{id: id, ifname: ifname}
+	result := &types100.Result{CNIVersion: types100.ImplementedSpecVersion, Routes: c.IPAM.Routes, DNS: c.DNS}
+	var got []net.IP
+	for i, set := range c.IPAM.Ranges {
+		ipc, err := allocate(s, i, set, o)
+		if err != nil {
+			for _, ip := range got {
+				os.Remove(s.dir + "/" + ip.String())
+			}
+			return nil, err
+		}
+		got = append(got, ipc.Address.IP)
+		result.IPs = append(result.IPs, ipc)
+	}
+	return result, nil
+}
+
+// allocate claims the next free address of a range set, round robin from the
+// last one handed out, so that a released address is not reused at once. An
+// attachment that already holds an address of the set gets it again.
+func allocate(s *store, idx int, set RangeSet, o owner) (*types100.IPConfig, error) {
+	entries, err := s.entries()
+	if err != nil {
+		return nil, plugin.IOFailure("host-local: read allocations", err)
+	}
+	for ip, e := range entries {
+		if e.matches(o.id, o.ifname) {
+			if r := set.find(net.ParseIP(ip)); r != nil {
+				return ipConfig(r, net.ParseIP(ip)), nil
+			}
+		}
+	}
+	ri, ip := set.after(s.last(idx))
+	for start := ip; ; {
+		r := &set[ri]
+		if !ip.Equal(r.Gateway) {
+			ok, err := s.reserve(ip, o)
+			if err != nil {
+				return nil, plugin.IOFailure("host-local: reserve "+ip.String(), err)
+			}
+			if ok {
+				if err := s.setLast(idx, ip); err != nil {
+					return nil, plugin.IOFailure("host-local: record the last reserved address", err)
+				}
+				return ipConfig(r, ip), nil
+			}
+		}
+		ri, ip = set.step(ri, ip)
+		if ip.Equal(start) {
+			return nil, types.NewError(plugin.ErrRangeExhausted, fmt.Sprintf("host-local: no IP addresses available in range set %s", set.describe()), "every address is allocated: release some with DEL or GC, or widen the range")
+		}
+	}
+}
+
+func ipConfig(r *Range, ip net.IP) *types100.IPConfig {
+	mask := net.IPNet(r.Subnet).Mask
+	return &types100.IPConfig{Address: net.IPNet{IP: normaliseIP(ip), Mask: mask}, Gateway: r.Gateway}
+}
+
+// find returns the range holding ip.
+func (set RangeSet) find(ip net.IP) *Range {
+	for i := range set {
+		if set[i].contains(ip) {
+			return &set[i]
+		}
+	}
+	return nil
+}
+
+// after is the position following last (or the very first address).
+func (set RangeSet) after(last net.IP) (int, net.IP) {
+	for i := range set {
+		if last != nil && set[i].contains(last) {
+			return set.step(i, normaliseIP(last))
+		}
+	}
+	return 0, set[0].RangeStart
+}
+
+// step moves to the next address, wrapping from range to range.
+func (set RangeSet) step(i int, ip net.IP) (int, net.IP) {
+	if cmp(ip, set[i].RangeEnd) < 0 {
+		return i, next(ip)
+	}
+	i = (i + 1) % len(set)
+	return i, set[i].RangeStart
+}
+
+func (set RangeSet) describe() string {
+	s := ""
+	for i, r := range set {
+		if i > 0 {
+			s += ", "
+		}
+		s += r.RangeStart.String() + "-" + r.RangeEnd.String()
+	}
+	return s
+}
+
+// Del releases the attachment's addresses; it succeeds when there are none.
+func Del(args *skel.CmdArgs) error {
+	c, err := Parse(args.StdinData)
+	if err != nil {
+		return err
+	}
+	s, err := openStore(c.dir())
+	if err != nil {
+		return plugin.IOFailure("host-local: open the allocation store", err)
+	}
+	defer s.close()
+	if err := s.release(func(o owner) bool { return !o.matches(args.ContainerID, args.IfName) }); err != nil {
+		return plugin.IOFailure("host-local: release", err)
+	}
+	return nil
+}
+
+// Check verifies that the attachment holds an address in every range set.
+func Check(args *skel.CmdArgs) error {
+	c, err := Parse(args.StdinData)
+	if err != nil {
+		return err
+	}
+	s, err := openStore(c.dir())
+	if err != nil {
+		return plugin.IOFailure("host-local: open the allocation store", err)
+	}
+	defer s.close()
+	entries, err := s.entries()
+	if err != nil {
+		return plugin.IOFailure("host-local: read allocations", err)
+	}
+	for i, set := range c.IPAM.Ranges {
+		found := false
+		for ip, o := range entries {
+			if o.matches(args.ContainerID, args.IfName) && set.find(net.ParseIP(ip)) != nil {
+				found = true
+			}
+		}
+		if !found {
+			return fmt.Errorf("host-local: %s/%s holds no address in range set %d (%s)", args.ContainerID, args.IfName, i, set.describe())
+		}
+	}
+	return nil
+}
+
+// GC releases every allocation whose attachment is not in the
+// configuration's cni.dev/valid-attachments list: the cure for addresses
+// leaked by a DEL that never came.
+func GC(args *skel.CmdArgs) error {
+	c, err := Parse(args.StdinData)
+	if err != nil {
+		return err
+	}
+	valid := map[owner]bool{}
+	for _, a := range c.ValidAttachments {
+		valid[owner{id: a.ContainerID, ifname: a.IfName}] = true
+	}
+	s, err := openStore(c.dir())
+	if err != nil {
+		return plugin.IOFailure("host-local: open the allocation store", err)
+	}
+	defer s.close()
+	if err := s.release(func(o owner) bool { return valid[o] || (o.ifname == "" && validID(valid, o.id)) }); err != nil {
+		return plugin.IOFailure("host-local: garbage-collect", err)
+	}
+	return nil
+}
+
+func validID(valid map[owner]bool, id string) bool {
+	for o := range valid {
+		if o.id == id {
+			return true
+		}
+	}
+	return false
+}
+
+// Status reports whether ADD can work: the allocation store must be usable.
+func Status(args *skel.CmdArgs) error {
+	c, err := Parse(args.StdinData)
+	if err != nil {
+		return err
+	}
+	s, err := openStore(c.dir())
+	if err != nil {
+		return types.NewError(types.ErrPluginNotAvailable, "host-local: the allocation store is not usable", err.Error())
+	}
+	s.close()
+	return nil
+}
