@@ -151,7 +151,7 @@ func (r *Range) contains(ip net.IP) bool {
 	return cmp(ip, r.RangeStart) >= 0 && cmp(ip, r.RangeEnd) <= 0 && (r.RangeStart.To4() == nil) == (ip.To4() == nil)
 }
 
-// MarshalJSON keeps the normalised form readable in tests and logs.
+// String shows the normalised range as JSON, for tests and logs.
 func (r Range) String() string {
 	b, _ := json.Marshal(r)
 	return string(b)

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"path/filepath"
 
 	"github.com/containernetworking/cni/pkg/skel"
 	"github.com/containernetworking/cni/pkg/types"
@@ -41,16 +42,18 @@ func Allocate(c *Config, id, ifname string) (*types100.Result, error) {
 	defer s.close()
 	o := owner{id: id, ifname: ifname}
 	result := &types100.Result{CNIVersion: types100.ImplementedSpecVersion, Routes: c.IPAM.Routes, DNS: c.DNS}
-	var got []net.IP
+	var fresh []net.IP // reserved by this call, undone if a later set fails
 	for i, set := range c.IPAM.Ranges {
-		ipc, err := allocate(s, i, set, o)
+		ipc, isNew, err := allocate(s, i, set, o)
 		if err != nil {
-			for _, ip := range got {
-				os.Remove(s.dir + "/" + ip.String())
+			for _, ip := range fresh {
+				os.Remove(filepath.Join(s.dir, ip.String()))
 			}
 			return nil, err
 		}
-		got = append(got, ipc.Address.IP)
+		if isNew {
+			fresh = append(fresh, ipc.Address.IP)
+		}
 		result.IPs = append(result.IPs, ipc)
 	}
 	return result, nil
@@ -58,16 +61,17 @@ func Allocate(c *Config, id, ifname string) (*types100.Result, error) {
 
 // allocate claims the next free address of a range set, round robin from the
 // last one handed out, so that a released address is not reused at once. An
-// attachment that already holds an address of the set gets it again.
-func allocate(s *store, idx int, set RangeSet, o owner) (*types100.IPConfig, error) {
+// attachment that already holds an address of the set gets it again (isNew
+// is false then).
+func allocate(s *store, idx int, set RangeSet, o owner) (ipc *types100.IPConfig, isNew bool, err error) {
 	entries, err := s.entries()
 	if err != nil {
-		return nil, plugin.IOFailure("host-local: read allocations", err)
+		return nil, false, plugin.IOFailure("host-local: read allocations", err)
 	}
 	for ip, e := range entries {
 		if e.matches(o.id, o.ifname) {
 			if r := set.find(net.ParseIP(ip)); r != nil {
-				return ipConfig(r, net.ParseIP(ip)), nil
+				return ipConfig(r, net.ParseIP(ip)), false, nil
 			}
 		}
 	}
@@ -77,18 +81,19 @@ func allocate(s *store, idx int, set RangeSet, o owner) (*types100.IPConfig, err
 		if !ip.Equal(r.Gateway) {
 			ok, err := s.reserve(ip, o)
 			if err != nil {
-				return nil, plugin.IOFailure("host-local: reserve "+ip.String(), err)
+				return nil, false, plugin.IOFailure("host-local: reserve "+ip.String(), err)
 			}
 			if ok {
 				if err := s.setLast(idx, ip); err != nil {
-					return nil, plugin.IOFailure("host-local: record the last reserved address", err)
+					os.Remove(filepath.Join(s.dir, ip.String()))
+					return nil, false, plugin.IOFailure("host-local: record the last reserved address", err)
 				}
-				return ipConfig(r, ip), nil
+				return ipConfig(r, ip), true, nil
 			}
 		}
 		ri, ip = set.step(ri, ip)
 		if ip.Equal(start) {
-			return nil, types.NewError(plugin.ErrRangeExhausted, fmt.Sprintf("host-local: no IP addresses available in range set %s", set.describe()), "every address is allocated: release some with DEL or GC, or widen the range")
+			return nil, false, types.NewError(plugin.ErrRangeExhausted, fmt.Sprintf("host-local: no IP addresses available in range set %s", set.describe()), "every address is allocated: release some with DEL or GC, or widen the range")
 		}
 	}
 }

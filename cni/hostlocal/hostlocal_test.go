@@ -237,3 +237,17 @@ func TestStatus(t *testing.T) {
 		t.Fatalf("STATUS with an unusable store: %v, want code 50", err)
 	}
 }
+
+func TestFailedAddKeepsAddressesHeldBefore(t *testing.T) {
+	dir := t.TempDir()
+	one := mustParse(t, []byte(`{"cniVersion":"1.1.0","name":"n","ipam":{"type":"host-local","dataDir":"`+dir+`","ranges":[[{"subnet":"10.99.9.0/24"}]]}}`))
+	two := mustParse(t, []byte(`{"cniVersion":"1.1.0","name":"n","ipam":{"type":"host-local","dataDir":"`+dir+`","ranges":[[{"subnet":"10.99.9.0/24"}],[{"subnet":"10.99.10.0/30"}]]}}`))
+	held := add(t, one, "c")
+	add(t, two, "other") // takes the only address of the second set
+	if _, err := Allocate(two, "c", "eth0"); err == nil {
+		t.Fatal("ADD with an exhausted second range set succeeded")
+	}
+	if err := Check(&skel.CmdArgs{ContainerID: "c", IfName: "eth0", StdinData: []byte(`{"cniVersion":"1.1.0","name":"n","ipam":{"type":"host-local","dataDir":"` + dir + `","ranges":[[{"subnet":"10.99.9.0/24"}]]}}`)}); err != nil {
+		t.Fatalf("the failed ADD released %s, which c held before: %v", held, err)
+	}
+}

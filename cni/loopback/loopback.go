@@ -93,7 +93,7 @@ func Check(args *skel.CmdArgs) error {
 	if _, err := parse(args.StdinData); err != nil {
 		return err
 	}
-	return ns.WithNetNSPath(args.Netns, func(ns.NetNS) error {
+	err := ns.WithNetNSPath(args.Netns, func(ns.NetNS) error {
 		lo, err := netlink.LinkByName("lo")
 		if err != nil {
 			return err
@@ -103,6 +103,10 @@ func Check(args *skel.CmdArgs) error {
 		}
 		return nil
 	})
+	if err != nil {
+		return netnsError(args.Netns, err)
+	}
+	return nil
 }
 
 func netnsError(path string, err error) error {

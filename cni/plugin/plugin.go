@@ -34,7 +34,10 @@ func Main(about string, funcs skel.CNIFuncs) {
 func Decode(data []byte, v any) error {
 	if err := json.Unmarshal(data, v); err != nil {
 		var typeErr *json.UnmarshalTypeError
-		if errors.As(err, &typeErr) && typeErr.Field != "" {
+		if errors.As(err, &typeErr) {
+			if typeErr.Field == "" {
+				return types.NewError(types.ErrDecodingFailure, fmt.Sprintf("network configuration must be a JSON object, not %s", typeErr.Value), "")
+			}
 			return types.NewError(types.ErrDecodingFailure, fmt.Sprintf("network configuration: field %s must be a JSON %s, not %s", typeErr.Field, typeErr.Type, typeErr.Value), "")
 		}
 		return types.NewError(types.ErrDecodingFailure, "network configuration is not valid JSON", err.Error())

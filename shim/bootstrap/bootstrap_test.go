@@ -38,3 +38,26 @@ func TestSocketPath(t *testing.T) {
 		t.Fatalf("socket path %q: want under %s and shorter than a sun_path", a, SocketDir)
 	}
 }
+
+func TestServerEnv(t *testing.T) {
+	for _, containerd := range []string{"2", ""} {
+		t.Setenv("GOMAXPROCS", containerd)
+		// The server starts with one P...
+		for _, kv := range serverEnv(nil) {
+			k, v, _ := strings.Cut(kv, "=")
+			t.Setenv(k, v)
+		}
+		if got := os.Getenv("GOMAXPROCS"); got != "1" {
+			t.Fatalf("server GOMAXPROCS %q, want 1", got)
+		}
+		// ...and gives the commands it runs containerd's value back.
+		RestoreEnv()
+		got, ok := os.LookupEnv("GOMAXPROCS")
+		if got != containerd || ok != (containerd != "") {
+			t.Errorf("after RestoreEnv, GOMAXPROCS %q (set %v), want containerd's %q", got, ok, containerd)
+		}
+		if _, ok := os.LookupEnv(savedProcs); ok {
+			t.Errorf("%s left in the environment", savedProcs)
+		}
+	}
+}

@@ -102,6 +102,7 @@ func fail(err error) int {
 // serve runs the task service on the socket start passed as fd 3, until
 // containerd shuts the shim down.
 func serve(ctx context.Context, a bootstrap.Args) error {
+	bootstrap.RestoreEnv()
 	log := slog.New(slog.NewTextHandler(logOutput(a.Bundle), &slog.HandlerOptions{Level: level(a.Debug)})).
 		With("id", a.ID, "namespace", a.Namespace)
 	signal.Ignore(syscall.SIGPIPE)

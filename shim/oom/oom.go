@@ -68,7 +68,9 @@ func watchV1(ctx context.Context, dir string, notify func()) error {
 		return err
 	}
 	defer control.Close()
-	efd, err := unix.Eventfd(0, unix.EFD_CLOEXEC)
+	// Non-blocking, so that os.File waits in the netpoller: a blocking read
+	// would hold an OS thread for the container's whole life.
+	efd, err := unix.Eventfd(0, unix.EFD_CLOEXEC|unix.EFD_NONBLOCK)
 	if err != nil {
 		return fmt.Errorf("eventfd: %w", err)
 	}
@@ -78,10 +80,9 @@ func watchV1(ctx context.Context, dir string, notify func()) error {
 	if err := os.WriteFile(filepath.Join(dir, "cgroup.event_control"), []byte(reg), 0); err != nil {
 		return fmt.Errorf("register OOM notification: %w", err)
 	}
-	go func() {
-		<-ctx.Done()
-		ev.Close()
-	}()
+	// Closing the file ends the read below; AfterFunc needs no goroutine
+	// until then.
+	context.AfterFunc(ctx, func() { ev.Close() })
 	buf := make([]byte, 8)
 	for {
 		if _, err := ev.Read(buf); err != nil {
@@ -99,7 +100,7 @@ func watchV1(ctx context.Context, dir string, notify func()) error {
 }
 
 func watchV2(ctx context.Context, dir string, notify func()) error {
-	fd, err := unix.InotifyInit1(unix.IN_CLOEXEC)
+	fd, err := unix.InotifyInit1(unix.IN_CLOEXEC | unix.IN_NONBLOCK) // see watchV1
 	if err != nil {
 		return fmt.Errorf("inotify: %w", err)
 	}
@@ -109,10 +110,7 @@ func watchV2(ctx context.Context, dir string, notify func()) error {
 	if _, err := unix.InotifyAddWatch(fd, events, unix.IN_MODIFY); err != nil {
 		return fmt.Errorf("watch %s: %w", events, err)
 	}
-	go func() {
-		<-ctx.Done()
-		in.Close()
-	}()
+	context.AfterFunc(ctx, func() { in.Close() })
 	last := oomKills(events)
 	buf := make([]byte, 4096)
 	for {

@@ -3,7 +3,6 @@ package stdio
 import (
 	"context"
 	"fmt"
-	"io"
 	"net"
 	"os"
 	"path/filepath"
@@ -82,7 +81,7 @@ func NewTerminal(ctx context.Context, cfg Config, master console.Console) (_ *St
 			return nil, fmt.Errorf("open stdin %s: %w", cfg.Stdin, err)
 		}
 		s.closers = append(s.closers, in)
-		go func() { _, _ = io.Copy(master, in) }()
+		go copyStream(master, in)
 	}
 	if cfg.Stdout != "" {
 		w, err := openWriter(ctx, cfg.Stdout, &s.closers)
@@ -92,7 +91,7 @@ func NewTerminal(ctx context.Context, cfg Config, master console.Console) (_ *St
 		s.copies.Add(1)
 		go func() {
 			defer s.copies.Done()
-			_, _ = io.Copy(w, master)
+			copyStream(w, master)
 		}()
 	}
 	return s, nil

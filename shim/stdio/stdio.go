@@ -66,7 +66,7 @@ func New(ctx context.Context, cfg Config, logger Logger) (_ *Streams, retErr err
 		}
 		s.closers = append(s.closers, in)
 		go func() {
-			_, _ = io.Copy(w, in)
+			copyStream(w, in)
 			s.CloseStdin()
 		}()
 	}
@@ -90,10 +90,25 @@ func New(ctx context.Context, cfg Config, logger Logger) (_ *Streams, retErr err
 		s.copies.Add(1)
 		go func(dst io.Writer) {
 			defer s.copies.Done()
-			_, _ = io.Copy(dst, r)
+			copyStream(dst, r)
 		}(d.dst)
 	}
 	return s, nil
+}
+
+// buffers are the copy buffers, shared by all streams: an exec's streams
+// give theirs back when it ends, so that a stream of short execs does not
+// allocate 32 KB per stream each (the garbage that, before anything else,
+// would grow the heap to the size that starts the garbage collector).
+var buffers = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
+
+// copyStream copies src to dst until src ends, with a buffer from the pool.
+func copyStream(dst io.Writer, src io.Reader) {
+	buf := buffers.Get().(*[]byte)
+	defer buffers.Put(buf)
+	// Hide *os.File's ReadFrom and WriteTo: for pipes and FIFOs they fall
+	// back to io.Copy, which allocates a buffer of its own.
+	_, _ = io.CopyBuffer(struct{ io.Writer }{dst}, struct{ io.Reader }{src}, *buf)
 }
 
 // Logger identifies a process to a binary:// logging program.
