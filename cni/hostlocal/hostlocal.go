@@ -143,8 +143,9 @@ func (set RangeSet) describe() string {
 	return s
 }
 
-// Del releases the attachment's addresses; it succeeds when there are none.
-func Del(args *skel.CmdArgs) error {
+// withStore parses the configuration and runs fn with the network's store
+// locked.
+func withStore(args *skel.CmdArgs, fn func(*Config, *store) error) error {
 	c, err := Parse(args.StdinData)
 	if err != nil {
 		return err
@@ -154,23 +155,25 @@ func Del(args *skel.CmdArgs) error {
 		return plugin.IOFailure("host-local: open the allocation store", err)
 	}
 	defer s.close()
-	if err := s.release(func(o owner) bool { return !o.matches(args.ContainerID, args.IfName) }); err != nil {
-		return plugin.IOFailure("host-local: release", err)
-	}
-	return nil
+	return fn(c, s)
+}
+
+// Del releases the attachment's addresses; it succeeds when there are none.
+func Del(args *skel.CmdArgs) error {
+	return withStore(args, func(_ *Config, s *store) error {
+		if err := s.release(func(o owner) bool { return !o.matches(args.ContainerID, args.IfName) }); err != nil {
+			return plugin.IOFailure("host-local: release", err)
+		}
+		return nil
+	})
 }
 
 // Check verifies that the attachment holds an address in every range set.
 func Check(args *skel.CmdArgs) error {
-	c, err := Parse(args.StdinData)
-	if err != nil {
-		return err
-	}
-	s, err := openStore(c.dir())
-	if err != nil {
-		return plugin.IOFailure("host-local: open the allocation store", err)
-	}
-	defer s.close()
+	return withStore(args, func(c *Config, s *store) error { return check(c, s, args) })
+}
+
+func check(c *Config, s *store, args *skel.CmdArgs) error {
 	entries, err := s.entries()
 	if err != nil {
 		return plugin.IOFailure("host-local: read allocations", err)
@@ -193,23 +196,16 @@ func Check(args *skel.CmdArgs) error {
 // configuration's cni.dev/valid-attachments list: the cure for addresses
 // leaked by a DEL that never came.
 func GC(args *skel.CmdArgs) error {
-	c, err := Parse(args.StdinData)
-	if err != nil {
-		return err
-	}
-	valid := map[owner]bool{}
-	for _, a := range c.ValidAttachments {
-		valid[owner{id: a.ContainerID, ifname: a.IfName}] = true
-	}
-	s, err := openStore(c.dir())
-	if err != nil {
-		return plugin.IOFailure("host-local: open the allocation store", err)
-	}
-	defer s.close()
-	if err := s.release(func(o owner) bool { return valid[o] || (o.ifname == "" && validID(valid, o.id)) }); err != nil {
-		return plugin.IOFailure("host-local: garbage-collect", err)
-	}
-	return nil
+	return withStore(args, func(c *Config, s *store) error {
+		valid := map[owner]bool{}
+		for _, a := range c.ValidAttachments {
+			valid[owner{id: a.ContainerID, ifname: a.IfName}] = true
+		}
+		if err := s.release(func(o owner) bool { return valid[o] || (o.ifname == "" && validID(valid, o.id)) }); err != nil {
+			return plugin.IOFailure("host-local: garbage-collect", err)
+		}
+		return nil
+	})
 }
 
 func validID(valid map[owner]bool, id string) bool {
