@@ -16,7 +16,7 @@ GOFLAGS_BUILD := -trimpath -tags '$(GOTAGS)' -ldflags '$(LDFLAGS)'
 
 BINARIES  := berth-runtime containerd-shim-berth-v2
 # CNI plugins are named by their type and live where runtimes look for them.
-CNI_PLUGINS := bridge host-local loopback
+CNI_PLUGINS := bridge host-local loopback portmap
 CNI_BINDIR  ?= /opt/cni/bin
 TESTFLAGS ?= -count=1 -timeout 30m
 DEMO_DIR  ?= /tmp/berth-demo
