@@ -8,7 +8,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
 	"os"
 	"os/signal"
@@ -16,6 +15,7 @@ import (
 	"syscall"
 
 	taskapi "github.com/containerd/containerd/api/runtime/task/v2"
+	"github.com/containerd/log"
 	"github.com/containerd/ttrpc"
 
 	"github.com/berth-project/berth/shim/bootstrap"
@@ -103,8 +103,14 @@ func fail(err error) int {
 // containerd shuts the shim down.
 func serve(ctx context.Context, a bootstrap.Args) error {
 	bootstrap.RestoreEnv()
-	log := slog.New(slog.NewTextHandler(logOutput(a.Bundle), &slog.HandlerOptions{Level: level(a.Debug)})).
-		With("id", a.ID, "namespace", a.Namespace)
+	// The shim logs through containerd/log, the logger ttrpc already logs
+	// through: its messages reach containerd's log too, and a second logging
+	// library (log/slog) would add 100 KB to the binary every shim maps.
+	log.L.Logger.SetOutput(logOutput(a.Bundle))
+	if a.Debug {
+		_ = log.SetLevel("debug")
+	}
+	logger := log.L.WithFields(log.Fields{"id": a.ID, "namespace": a.Namespace})
 	signal.Ignore(syscall.SIGPIPE)
 	l, err := net.FileListener(os.NewFile(3, "socket"))
 	if err != nil {
@@ -118,19 +124,19 @@ func serve(ctx context.Context, a bootstrap.Args) error {
 	if ttrpcAddress == "" {
 		ttrpcAddress = a.Address + ".ttrpc"
 	}
-	pub := events.NewPublisher(ttrpcAddress, a.Namespace, log)
+	pub := events.NewPublisher(ttrpcAddress, a.Namespace, logger)
 	server, err := ttrpc.NewServer()
 	if err != nil {
 		return err
 	}
 	ctx, cancel := context.WithCancel(ctx)
-	svc := task.New(a.Namespace, log, r, pub, cancel)
+	svc := task.New(a.Namespace, logger, r, pub, cancel)
 	taskapi.RegisterTTRPCTaskService(server, svc)
 	go func() {
 		<-ctx.Done()
 		_ = server.Close()
 	}()
-	log.Debug("serving", "address", l.Addr())
+	logger.WithField("address", l.Addr()).Debug("serving")
 	if err := server.Serve(ctx, l); err != nil && ctx.Err() == nil {
 		return fmt.Errorf("serve: %w", err)
 	}
@@ -139,13 +145,6 @@ func serve(ctx context.Context, a bootstrap.Args) error {
 		os.Remove(ua.Name)
 	}
 	return nil
-}
-
-func level(debug bool) slog.Level {
-	if debug {
-		return slog.LevelDebug
-	}
-	return slog.LevelInfo
 }
 
 // logOutput is the "log" FIFO containerd makes in the bundle and reads the

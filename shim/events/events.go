@@ -7,7 +7,6 @@ package events
 import (
 	"context"
 	"fmt"
-	"log/slog"
 	"net"
 	"strings"
 	"sync"
@@ -15,6 +14,7 @@ import (
 
 	eventsapi "github.com/containerd/containerd/api/services/ttrpc/events/v1"
 	apitypes "github.com/containerd/containerd/api/types"
+	"github.com/containerd/log"
 	"github.com/containerd/ttrpc"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/anypb"
@@ -45,7 +45,7 @@ const attempts = 10
 type Publisher struct {
 	address   string
 	namespace string
-	log       *slog.Logger
+	log       *log.Entry
 
 	mu     sync.Mutex
 	client *ttrpc.Client
@@ -54,11 +54,11 @@ type Publisher struct {
 }
 
 // NewPublisher forwards to the ttrpc socket at address (TTRPC_ADDRESS).
-func NewPublisher(address, namespace string, log *slog.Logger) *Publisher {
+func NewPublisher(address, namespace string, logger *log.Entry) *Publisher {
 	p := &Publisher{
 		address:   strings.TrimPrefix(address, "unix://"),
 		namespace: namespace,
-		log:       log,
+		log:       logger,
 		queue:     make(chan *apitypes.Envelope, 256),
 		done:      make(chan struct{}),
 	}
@@ -71,7 +71,7 @@ func NewPublisher(address, namespace string, log *slog.Logger) *Publisher {
 func (p *Publisher) Publish(topic string, event proto.Message) {
 	value, err := proto.Marshal(event)
 	if err != nil {
-		p.log.Error("marshal event", "topic", topic, "error", err)
+		p.log.WithError(err).WithField("topic", topic).Error("marshal event")
 		return
 	}
 	p.queue <- &apitypes.Envelope{
@@ -104,7 +104,7 @@ func (p *Publisher) loop() {
 			time.Sleep(time.Duration(i+1) * 50 * time.Millisecond)
 		}
 		if err != nil {
-			p.log.Error("forward event", "topic", env.Topic, "error", err)
+			p.log.WithError(err).WithField("topic", env.Topic).Error("forward event")
 		}
 	}
 }

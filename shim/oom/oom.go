@@ -82,7 +82,8 @@ func watchV1(ctx context.Context, dir string, notify func()) error {
 	}
 	// Closing the file ends the read below; AfterFunc needs no goroutine
 	// until then.
-	context.AfterFunc(ctx, func() { ev.Close() })
+	stop := context.AfterFunc(ctx, func() { ev.Close() })
+	defer stop()
 	buf := make([]byte, 8)
 	for {
 		if _, err := ev.Read(buf); err != nil {
@@ -110,7 +111,8 @@ func watchV2(ctx context.Context, dir string, notify func()) error {
 	if _, err := unix.InotifyAddWatch(fd, events, unix.IN_MODIFY); err != nil {
 		return fmt.Errorf("watch %s: %w", events, err)
 	}
-	context.AfterFunc(ctx, func() { in.Close() })
+	stop := context.AfterFunc(ctx, func() { in.Close() })
+	defer stop()
 	last := oomKills(events)
 	buf := make([]byte, 4096)
 	for {

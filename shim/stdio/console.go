@@ -9,7 +9,6 @@ import (
 	"syscall"
 
 	"github.com/containerd/console"
-	"github.com/containerd/fifo"
 	"golang.org/x/sys/unix"
 )
 
@@ -76,7 +75,7 @@ func NewTerminal(ctx context.Context, cfg Config, master console.Console) (_ *St
 		}
 	}()
 	if cfg.Stdin != "" {
-		in, err := fifo.OpenFifo(ctx, cfg.Stdin, syscall.O_RDONLY|syscall.O_NONBLOCK, 0)
+		in, err := openNonblock(ctx, cfg.Stdin, syscall.O_RDONLY)
 		if err != nil {
 			return nil, fmt.Errorf("open stdin %s: %w", cfg.Stdin, err)
 		}

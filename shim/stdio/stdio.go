@@ -60,7 +60,7 @@ func New(ctx context.Context, cfg Config, logger Logger) (_ *Streams, retErr err
 			return nil, err
 		}
 		s.pipes.Stdin, s.stdinW = r, w
-		in, err := fifo.OpenFifo(ctx, cfg.Stdin, syscall.O_RDONLY|syscall.O_NONBLOCK, 0)
+		in, err := openNonblock(ctx, cfg.Stdin, syscall.O_RDONLY)
 		if err != nil {
 			return nil, fmt.Errorf("open stdin %s: %w", cfg.Stdin, err)
 		}
@@ -159,12 +159,21 @@ func openWriter(ctx context.Context, path string, closers *[]io.Closer) (io.Writ
 		return nil, fmt.Errorf("open %s: %w", path, err)
 	}
 	*closers = append(*closers, w)
-	r, err := fifo.OpenFifo(ctx, path, syscall.O_RDONLY|syscall.O_NONBLOCK, 0)
+	r, err := openNonblock(ctx, path, syscall.O_RDONLY)
 	if err != nil {
 		return nil, fmt.Errorf("open %s: %w", path, err)
 	}
 	*closers = append(*closers, r)
 	return w, nil
+}
+
+// openNonblock opens a FIFO without waiting for a process at the other end.
+// The open completes in the background, possibly after the request that
+// asked for it returned; fifo closes a FIFO whose open is still pending when
+// the context ends, so the request's cancellation must not reach it (Close
+// ends a pending open).
+func openNonblock(ctx context.Context, path string, flag int) (io.ReadWriteCloser, error) {
+	return fifo.OpenFifo(context.WithoutCancel(ctx), path, flag|syscall.O_NONBLOCK, 0)
 }
 
 // startLogger runs a binary:// logging program: it gets the process's

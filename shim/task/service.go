@@ -7,7 +7,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -21,6 +20,7 @@ import (
 	apitask "github.com/containerd/containerd/api/types/task"
 	"github.com/containerd/errdefs"
 	"github.com/containerd/errdefs/pkg/errgrpc"
+	"github.com/containerd/log"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/anypb"
 	"google.golang.org/protobuf/types/known/emptypb"
@@ -48,7 +48,7 @@ var errNotFound = errdefs.ErrNotFound
 // Service implements the task API for the containers of one shim.
 type Service struct {
 	namespace string
-	log       *slog.Logger
+	log       *log.Entry
 	reaper    *reaper.Reaper
 	events    *events.Publisher
 	shutdown  func()
@@ -59,8 +59,8 @@ type Service struct {
 
 // New makes a service; shutdown is called when containerd asks the shim to
 // exit and no container remains.
-func New(namespace string, log *slog.Logger, r *reaper.Reaper, pub *events.Publisher, shutdown func()) *Service {
-	return &Service{namespace: namespace, log: log, reaper: r, events: pub, shutdown: shutdown, containers: map[string]*container{}}
+func New(namespace string, logger *log.Entry, r *reaper.Reaper, pub *events.Publisher, shutdown func()) *Service {
+	return &Service{namespace: namespace, log: logger, reaper: r, events: pub, shutdown: shutdown, containers: map[string]*container{}}
 }
 
 var _ taskapi.TTRPCTaskService = (*Service)(nil)
@@ -172,7 +172,7 @@ func (s *Service) watchOOM(c *container, pid int) {
 		s.events.Publish(events.TopicOOM, &eventstypes.TaskOOM{ContainerID: c.id})
 	})
 	if err != nil {
-		s.log.Warn("cannot watch for OOM kills", "container", c.id, "error", err)
+		s.log.WithError(err).WithField("container", c.id).Warn("cannot watch for OOM kills")
 	}
 }
 
