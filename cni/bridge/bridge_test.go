@@ -3,6 +3,7 @@ package bridge
 import (
 	"context"
 	"encoding/json"
+	"github.com/berth-project/berth/integration/testenv"
 	"net"
 	"slices"
 	"strings"
@@ -24,7 +25,7 @@ func TestAddCheckDelAcrossVersions(t *testing.T) {
 	for _, v := range versions {
 		t.Run(v, func(t *testing.T) {
 			e := newEnv(t)
-			cont := newNS(t)
+			cont := testenv.NetNS(t)
 			conf := e.conf(t, v, false, map[string]any{"isDefaultGateway": true})
 			raw, res := e.mustAdd(t, conf, cont, "ctr1", "eth0")
 			gw := gatewayOf(e.subnet)
@@ -191,7 +192,7 @@ func TestConnectivity(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			e := newEnv(t)
 			conf := e.conf(t, "1.1.0", dual, map[string]any{"isGateway": true})
-			c1, c2 := newNS(t), newNS(t)
+			c1, c2 := testenv.NetNS(t), testenv.NetNS(t)
 			_, r1 := e.mustAdd(t, conf, c1, "c1", "eth0")
 			_, r2 := e.mustAdd(t, conf, c2, "c2", "eth0")
 			t.Cleanup(func() {
@@ -227,7 +228,7 @@ func TestConnectivity(t *testing.T) {
 func TestCheckDetectsDrift(t *testing.T) {
 	e := newEnv(t)
 	conf := e.conf(t, "1.0.0", false, map[string]any{"isGateway": true})
-	cont := newNS(t)
+	cont := testenv.NetNS(t)
 	raw, res := e.mustAdd(t, conf, cont, "drift", "eth0")
 	t.Cleanup(func() { e.del(t, conf, cont.Path(), "drift", "eth0") })
 	checkConf := withPrev(t, conf, raw)
@@ -259,7 +260,7 @@ func TestCheckDetectsDrift(t *testing.T) {
 func TestIPMasq(t *testing.T) {
 	e := newEnv(t)
 	conf := e.conf(t, "1.0.0", true, map[string]any{"isGateway": true, "ipMasq": true})
-	cont := newNS(t)
+	cont := testenv.NetNS(t)
 	raw, res := e.mustAdd(t, conf, cont, "masq", "eth0")
 	chain := masqChain(e.network, "masq", "eth0")
 	for _, ipc := range res.IPs {
@@ -290,7 +291,7 @@ func TestIPMasq(t *testing.T) {
 func TestGC(t *testing.T) {
 	e := newEnv(t)
 	conf := e.conf(t, "1.1.0", false, map[string]any{"isGateway": true, "ipMasq": true})
-	keep, drop := newNS(t), newNS(t)
+	keep, drop := testenv.NetNS(t), testenv.NetNS(t)
 	_, rk := e.mustAdd(t, conf, keep, "keep", "eth0")
 	e.mustAdd(t, conf, drop, "drop", "eth0")
 
@@ -334,7 +335,7 @@ func TestStatus(t *testing.T) {
 func TestNoLeaksOverCycles(t *testing.T) {
 	e := newEnv(t)
 	conf := e.conf(t, "1.1.0", true, map[string]any{"isDefaultGateway": true, "ipMasq": true, "hairpinMode": true})
-	c1, c2 := newNS(t), newNS(t)
+	c1, c2 := testenv.NetNS(t), testenv.NetNS(t)
 	for i := range 5 {
 		r1, _ := e.mustAdd(t, conf, c1, "cyc1", "eth0")
 		r2, _ := e.mustAdd(t, conf, c2, "cyc2", "eth1")
@@ -420,7 +421,7 @@ func TestOptions(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			conf := e.conf(t, "1.1.0", false, tc.extra)
-			cont := newNS(t)
+			cont := testenv.NetNS(t)
 			var out strings.Builder
 			args := e.args(conf, cont.Path(), "opt", "eth0")
 			args.Args = tc.cniArg
@@ -453,14 +454,14 @@ func TestFailuresLeaveNothing(t *testing.T) {
 		e := newEnv(t)
 		// A veth (its peer in a scratch namespace): the one kind of
 		// link every kernel that can run this plugin has.
-		scratch := newNS(t)
+		scratch := testenv.NetNS(t)
 		err := e.inHost(t, func() error {
 			return netlink.LinkAdd(&netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: e.bridge}, PeerName: "peer0", PeerNamespace: netlink.NsFd(int(scratch.Fd()))})
 		})
 		if err != nil {
 			t.Fatal(err)
 		}
-		_, err = e.add(t, e.conf(t, "1.0.0", false, nil), newNS(t), "c", "eth0")
+		_, err = e.add(t, e.conf(t, "1.0.0", false, nil), testenv.NetNS(t), "c", "eth0")
 		if code(err) != plugin.ErrLinkConflict || !strings.Contains(err.Error(), "not a bridge") {
 			t.Errorf("ADD = %v, want code %d saying it is not a bridge", err, plugin.ErrLinkConflict)
 		}
@@ -489,7 +490,7 @@ func TestFailuresLeaveNothing(t *testing.T) {
 	})
 	t.Run("IPAM plugin missing", func(t *testing.T) {
 		e := newEnv(t)
-		cont := newNS(t)
+		cont := testenv.NetNS(t)
 		_, err := e.add(t, e.conf(t, "1.0.0", false, map[string]any{"ipam": map[string]any{"type": "no-such-ipam"}}), cont, "c", "eth0")
 		if err == nil || !strings.Contains(err.Error(), "no-such-ipam") {
 			t.Errorf("ADD = %v, want an error naming the IPAM plugin", err)
@@ -511,7 +512,7 @@ func TestFailuresLeaveNothing(t *testing.T) {
 			"type": "host-local", "dataDir": e.dataDir,
 			"ranges": []any{[]any{map[string]any{"subnet": e.subnet.String(), "rangeStart": one.String(), "rangeEnd": one.String()}}},
 		}})
-		c1, c2 := newNS(t), newNS(t)
+		c1, c2 := testenv.NetNS(t), testenv.NetNS(t)
 		e.mustAdd(t, conf, c1, "c1", "eth0")
 		_, err := e.add(t, conf, c2, "c2", "eth0")
 		if code(err) != plugin.ErrRangeExhausted {
@@ -538,7 +539,7 @@ func TestFailuresLeaveNothing(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		cont := newNS(t)
+		cont := testenv.NetNS(t)
 		conf := e.conf(t, "1.0.0", false, map[string]any{"isGateway": true})
 		_, err = e.add(t, conf, cont, "c", "eth0")
 		if code(err) != types.ErrInvalidNetworkConfig || !strings.Contains(err.Error(), "forceAddress") {
@@ -558,7 +559,7 @@ func TestFailuresLeaveNothing(t *testing.T) {
 	})
 	t.Run("container interface exists", func(t *testing.T) {
 		e := newEnv(t)
-		cont := newNS(t)
+		cont := testenv.NetNS(t)
 		err := cont.Do(func(ns.NetNS) error {
 			return netlink.LinkAdd(&netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: "eth0"}, PeerName: "peer0"})
 		})
@@ -589,7 +590,7 @@ func assertNoLink(t *testing.T, n ns.NetNS, name string) {
 // TestDelIsLenient: DEL of an attachment that never was succeeds.
 func TestDelIsLenient(t *testing.T) {
 	e := newEnv(t)
-	cont := newNS(t)
+	cont := testenv.NetNS(t)
 	conf := e.conf(t, "1.1.0", false, map[string]any{"ipMasq": true})
 	if err := e.del(t, conf, cont.Path(), "never", "eth0"); err != nil {
 		t.Errorf("DEL of an unknown attachment: %v", err)

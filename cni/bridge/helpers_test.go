@@ -20,14 +20,14 @@ import (
 	types100 "github.com/containernetworking/cni/pkg/types/100"
 	"github.com/containernetworking/cni/pkg/types/create"
 	"github.com/containernetworking/plugins/pkg/ns"
-	"github.com/containernetworking/plugins/pkg/testutils"
 	"github.com/vishvananda/netlink"
 
+	"github.com/berth-project/berth/cni/plugin"
 	"github.com/berth-project/berth/integration/testenv"
 )
 
 // versions are the spec versions every test runs across.
-var versions = []string{"0.3.0", "0.3.1", "0.4.0", "1.0.0", "1.1.0"}
+var versions = plugin.Versions.SupportedVersions()
 
 // env is one test's world: a throwaway network namespace that plays the
 // host (the plugin runs in it, so the bridge, sysctls and iptables rules
@@ -50,7 +50,7 @@ func newEnv(t *testing.T) *env {
 	hostLocal := testenv.Binary(t, "host-local")
 	x := rand.IntN(250) + 2
 	e := &env{
-		host:    newNS(t),
+		host:    testenv.NetNS(t),
 		bridge:  fmt.Sprintf("bt%08x", rand.Uint32()),
 		network: fmt.Sprintf("bt-net-%08x", rand.Uint32()),
 		subnet:  &net.IPNet{IP: net.IPv4(10, 99, byte(x), 0).To4(), Mask: net.CIDRMask(24, 32)},
@@ -69,20 +69,6 @@ func newEnv(t *testing.T) *env {
 		})
 	})
 	return e
-}
-
-// newNS makes a network namespace that is destroyed when the test ends.
-func newNS(t *testing.T) ns.NetNS {
-	t.Helper()
-	n, err := testutils.NewNS()
-	if err != nil {
-		t.Fatalf("create a network namespace: %v", err)
-	}
-	t.Cleanup(func() {
-		n.Close()
-		testutils.UnmountNS(n)
-	})
-	return n
 }
 
 // conf is a configuration of the bridge with host-local over e's subnet

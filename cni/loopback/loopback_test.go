@@ -14,19 +14,6 @@ import (
 	"github.com/berth-project/berth/integration/testenv"
 )
 
-func newNS(t *testing.T) ns.NetNS {
-	t.Helper()
-	n, err := testutils.NewNS()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		n.Close()
-		_ = testutils.UnmountNS(n)
-	})
-	return n
-}
-
 func loUp(t *testing.T, n ns.NetNS) bool {
 	t.Helper()
 	var up bool
@@ -47,7 +34,7 @@ func TestAddCheckDel(t *testing.T) {
 	testenv.RequireRoot(t)
 	for _, v := range []string{"0.3.0", "0.3.1", "0.4.0", "1.0.0", "1.1.0"} {
 		t.Run(v, func(t *testing.T) {
-			n := newNS(t)
+			n := testenv.NetNS(t)
 			conf := []byte(fmt.Sprintf(`{"cniVersion":%q,"name":"lo-test","type":"loopback"}`, v))
 			args := &skel.CmdArgs{ContainerID: "c1", Netns: n.Path(), IfName: "lo", StdinData: conf}
 			if loUp(t, n) {

@@ -21,14 +21,14 @@ import (
 	"github.com/containernetworking/cni/pkg/skel"
 	"github.com/containernetworking/cni/pkg/types"
 	"github.com/containernetworking/plugins/pkg/ns"
-	"github.com/containernetworking/plugins/pkg/testutils"
 	"github.com/vishvananda/netlink"
 
+	"github.com/berth-project/berth/cni/plugin"
 	"github.com/berth-project/berth/integration/testenv"
 )
 
 // versions are the spec versions every test runs across.
-var versions = []string{"0.3.0", "0.3.1", "0.4.0", "1.0.0", "1.1.0"}
+var versions = plugin.Versions.SupportedVersions()
 
 // env is one test's world: a throwaway network namespace that plays the
 // host (the plugin runs in it, so its nftables rules and sysctls never
@@ -54,7 +54,7 @@ func newEnv(t *testing.T) *env {
 	testenv.Binary(t, "host-local")
 	x := rand.IntN(120)*2 + 2
 	e := &env{
-		host:      newNS(t),
+		host:      testenv.NetNS(t),
 		hostAddr:  net.IPv4(10, 98, byte(x+1), 1).To4(),
 		bridge:    fmt.Sprintf("pt%08x", rand.Uint32()),
 		network:   fmt.Sprintf("pt-net-%08x", rand.Uint32()),
@@ -88,20 +88,6 @@ func newEnv(t *testing.T) *env {
 	return e
 }
 
-// newNS makes a network namespace that is destroyed when the test ends.
-func newNS(t *testing.T) ns.NetNS {
-	t.Helper()
-	n, err := testutils.NewNS()
-	if err != nil {
-		t.Fatalf("create a network namespace: %v", err)
-	}
-	t.Cleanup(func() {
-		n.Close()
-		testutils.UnmountNS(n)
-	})
-	return n
-}
-
 func nsName(n ns.NetNS) string { return filepath.Base(n.Path()) }
 
 func marshal(t *testing.T, v any) []byte {
@@ -118,7 +104,7 @@ func marshal(t *testing.T, v any) []byte {
 // namespace, the bridge's result and the container's address.
 func (e *env) attach(t *testing.T, version, id string) (ns.NetNS, []byte, net.IP) {
 	t.Helper()
-	cont := newNS(t)
+	cont := testenv.NetNS(t)
 	err := cont.Do(func(ns.NetNS) error {
 		lo, err := netlink.LinkByName("lo")
 		if err != nil {

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/berth-project/berth/integration/testenv"
 	"math/rand/v2"
 	"net"
 	"os/exec"
@@ -25,7 +26,7 @@ import (
 func mixed(t *testing.T, plugins map[string]string, version string) {
 	w := newWorld(t, plugins)
 	l := w.list(t, version, map[string]any{"isDefaultGateway": true, "ipMasq": true})
-	c1, c2 := newNS(t), newNS(t)
+	c1, c2 := testenv.NetNS(t), testenv.NetNS(t)
 	r1 := w.add(t, l, "mix1", c1)
 	t.Cleanup(func() { w.del(t, l, "mix1", c1) })
 	r2 := w.add(t, l, "mix2", c2)
@@ -62,7 +63,7 @@ func TestOursAcrossVersions(t *testing.T) {
 		t.Run(v, func(t *testing.T) {
 			w := newWorld(t, map[string]string{"bridge": ours(t, "bridge"), "host-local": ours(t, "host-local")})
 			l := w.list(t, v, map[string]any{"isGateway": true})
-			n := newNS(t)
+			n := testenv.NetNS(t)
 			var r types.Result
 			err := w.in(func() (err error) {
 				r, err = w.cni.AddNetworkList(context.Background(), l, rt("v", n))
@@ -124,7 +125,7 @@ func TestSameResultAsReference(t *testing.T) {
 						"ranges": []any{[]any{map[string]any{"subnet": w.subnet.String()}}, []any{map[string]any{"subnet": "fd99:fa::/64"}}}}
 				}
 				l := w.list(t, "1.0.0", extra)
-				n := newNS(t)
+				n := testenv.NetNS(t)
 				var r types.Result
 				err := w.in(func() (err error) {
 					r, err = w.cni.AddNetworkList(context.Background(), l, rt("same", n))
@@ -161,7 +162,7 @@ func TestSameResultAsReference(t *testing.T) {
 func TestBridgeAndLoopbackChain(t *testing.T) {
 	w := newWorld(t, map[string]string{"bridge": ours(t, "bridge"), "host-local": ours(t, "host-local"), "loopback": ours(t, "loopback")})
 	l := w.list(t, "1.1.0", map[string]any{"isGateway": true, "ipMasq": true}, map[string]any{"type": "loopback"})
-	keep, stale := newNS(t), newNS(t)
+	keep, stale := testenv.NetNS(t), testenv.NetNS(t)
 	r := w.add(t, l, "keep", keep)
 	t.Cleanup(func() { w.del(t, l, "keep", keep) })
 	w.add(t, l, "stale", stale)
@@ -209,7 +210,7 @@ func TestBridgeAndLoopbackChain(t *testing.T) {
 func TestBinaryErrors(t *testing.T) {
 	w := newWorld(t, map[string]string{"bridge": ours(t, "bridge"), "host-local": ours(t, "host-local")})
 	bin := ours(t, "bridge")
-	n := newNS(t)
+	n := testenv.NetNS(t)
 	good := `{"cniVersion":"1.0.0","name":"` + w.network + `","type":"bridge","bridge":"` + w.bridge + `","ipam":{"type":"host-local","dataDir":"` + w.dataDir + `","subnet":"` + w.subnet.String() + `"}}`
 	conflict := strings.Replace(good, w.bridge, "lo", 1)
 	cases := []struct {
@@ -268,7 +269,7 @@ func TestConcurrentAttachments(t *testing.T) {
 	const n = 8
 	nets := make([]ns.NetNS, n)
 	for i := range nets {
-		nets[i] = newNS(t)
+		nets[i] = testenv.NetNS(t)
 	}
 	results := make([]types.Result, n)
 	errs := make([]error, n)

@@ -19,7 +19,6 @@ import (
 	types100 "github.com/containernetworking/cni/pkg/types/100"
 	"github.com/containernetworking/cni/pkg/version"
 	"github.com/containernetworking/plugins/pkg/ns"
-	"github.com/containernetworking/plugins/pkg/testutils"
 	"github.com/vishvananda/netlink"
 
 	"github.com/berth-project/berth/integration/testenv"
@@ -71,7 +70,7 @@ func newWorld(t *testing.T, plugins map[string]string) *world {
 		}
 	}
 	w := &world{
-		host: newNS(t),
+		host: testenv.NetNS(t),
 		// An explicit exec: libcni fills in a missing one lazily, which
 		// races when a runtime (or TestConcurrentAttachments) calls it
 		// from several goroutines at once.
@@ -91,19 +90,6 @@ func newWorld(t *testing.T, plugins map[string]string) *world {
 		})
 	})
 	return w
-}
-
-func newNS(t *testing.T) ns.NetNS {
-	t.Helper()
-	n, err := testutils.NewNS()
-	if err != nil {
-		t.Fatalf("create a network namespace: %v", err)
-	}
-	t.Cleanup(func() {
-		n.Close()
-		testutils.UnmountNS(n)
-	})
-	return n
 }
 
 // list is a configuration list: the bridge over host-local with e's

@@ -3,6 +3,7 @@ package cni
 import (
 	"context"
 	"fmt"
+	"github.com/berth-project/berth/integration/testenv"
 	"io"
 	"net"
 	"os"
@@ -38,7 +39,7 @@ func TestPortmapChain(t *testing.T) {
 			}
 			l := w.list(t, v, map[string]any{"isDefaultGateway": true},
 				map[string]any{"type": "portmap", "capabilities": map[string]bool{"portMappings": true}})
-			n := newNS(t)
+			n := testenv.NetNS(t)
 			body := fmt.Sprintf("berth portmap %s", v)
 			pmHTTPD(t, n, body)
 			rtc := &libcni.RuntimeConf{ContainerID: "pm", NetNS: n.Path(), IfName: "eth0", CapabilityArgs: map[string]any{
