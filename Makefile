@@ -14,7 +14,7 @@ GOTAGS    ?= seccomp netgo osusergo
 LDFLAGS   := -s -w -X github.com/berth-project/berth/runtime/cli.Version=$(VERSION) -linkmode external -extldflags -static
 GOFLAGS_BUILD := -trimpath -tags '$(GOTAGS)' -ldflags '$(LDFLAGS)'
 
-BINARIES  := berth-runtime containerd-shim-berth-v2
+BINARIES  := berth-runtime containerd-shim-berth-v2 berth-snapshotter
 # CNI plugins are named by their type and live where runtimes look for them.
 CNI_PLUGINS := bridge host-local loopback portmap
 CNI_BINDIR  ?= /opt/cni/bin

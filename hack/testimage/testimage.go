@@ -27,6 +27,10 @@ type Options struct {
 	Busybox string   // static busybox binary to copy; "" means DefaultBusybox
 	Name    string   // image reference; "" means DefaultName
 	Args    []string // process.args of a bundle's config.json; empty means ["sh"]
+	// ExtraLayers adds that many small layers on top of the two: layer i
+	// (1-based) adds /layers/<i> holding "<i>\n". It makes deep images, to
+	// test stores and mounts with many layers.
+	ExtraLayers int
 }
 
 // Blob is content-addressed data with its descriptor.
@@ -41,7 +45,7 @@ func newBlob(mediaType string, data []byte) Blob {
 
 // Layer is one filesystem layer of the image.
 type Layer struct {
-	Name   string        // "base" or "overlay", recorded in the image history
+	Name   string        // "base", "overlay" or "extra-<i>", recorded in the image history
 	Tar    []byte        // the uncompressed tar
 	DiffID digest.Digest // sha256 of Tar
 	Gzip   Blob          // Tar compressed, as stored in an image (tar+gzip media type)
@@ -71,7 +75,8 @@ func Applets() []string {
 // directories, /etc/passwd, /etc/group, /etc/hosts, /etc/hostname, an empty
 // /etc/resolv.conf (tests never use the host's DNS), /etc/berth-deleted and
 // /opt/old/a. "overlay" adds /etc/berth-release, deletes /etc/berth-deleted
-// with a whiteout and makes /opt/old opaque, adding /opt/old/b.
+// with a whiteout and makes /opt/old opaque, adding /opt/old/b. Then come
+// opts.ExtraLayers layers named "extra-<i>", each adding /layers/<i>.
 func Layers(opts Options) ([]Layer, error) {
 	bin := opts.Busybox
 	if bin == "" {
@@ -117,11 +122,21 @@ func Layers(opts Options) ([]Layer, error) {
 	overlay.file("opt/old/"+whiteoutOpaque, 0, nil)
 	overlay.file("opt/old/b", 0o644, []byte("b\n"))
 
-	var layers []Layer
-	for _, l := range []struct {
+	trees := []struct {
 		name string
 		tree tree
-	}{{"base", base}, {"overlay", overlay}} {
+	}{{"base", base}, {"overlay", overlay}}
+	for i := 1; i <= opts.ExtraLayers; i++ {
+		extra := tree{}
+		extra.dir("layers", 0o755)
+		extra.file(fmt.Sprintf("layers/%d", i), 0o644, fmt.Appendf(nil, "%d\n", i))
+		trees = append(trees, struct {
+			name string
+			tree tree
+		}{fmt.Sprintf("extra-%d", i), extra})
+	}
+	var layers []Layer
+	for _, l := range trees {
 		tb, err := l.tree.tarball()
 		if err != nil {
 			return nil, fmt.Errorf("layer %s: %w", l.name, err)

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"compress/gzip"
 	"encoding/json"
+	"fmt"
 	"io"
 	"io/fs"
 	"os"
@@ -228,6 +229,41 @@ func TestLayers(t *testing.T) {
 				t.Errorf("layer %s lacks %s", l.Name, w)
 			}
 		}
+	}
+}
+
+func TestExtraLayers(t *testing.T) {
+	requireBusybox(t)
+	img, err := Build(Options{ExtraLayers: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(img.Layers) != 5 {
+		t.Fatalf("want 5 layers, got %d", len(img.Layers))
+	}
+	for i, l := range img.Layers[2:] {
+		name := fmt.Sprintf("extra-%d", i+1)
+		if l.Name != name {
+			t.Errorf("layer %d is %s, want %s", i+2, l.Name, name)
+		}
+		files := tarFiles(t, l.Tar)
+		if got, want := string(files[fmt.Sprintf("layers/%d", i+1)]), fmt.Sprintf("%d\n", i+1); got != want || len(files) != 1 {
+			t.Errorf("layer %s: files %q, want only layers/%d = %q", l.Name, files, i+1, want)
+		}
+	}
+	var config ocispec.Image
+	if err := json.Unmarshal(img.Config.Data, &config); err != nil {
+		t.Fatal(err)
+	}
+	if len(config.RootFS.DiffIDs) != 5 || len(config.History) != 5 {
+		t.Errorf("config has %d diff IDs and %d history entries, want 5", len(config.RootFS.DiffIDs), len(config.History))
+	}
+	dir := t.TempDir()
+	if err := WriteRootfs(dir, Options{ExtraLayers: 3}); err != nil {
+		t.Fatal(err)
+	}
+	if names := readDirNames(t, filepath.Join(dir, "layers")); fmt.Sprint(names) != "[1 2 3]" {
+		t.Errorf("rootfs /layers: %v", names)
 	}
 }
 

@@ -15,6 +15,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -37,6 +38,16 @@ type Config struct {
 	Bin map[string]string
 	// Path holds further directories put on PATH after Dir/bin.
 	Path []string
+	// ProxyPlugins are written as containerd's [proxy_plugins.<name>]
+	// sections: plugins served by another process on a socket, such as a
+	// snapshotter ("ctr --snapshotter <name>").
+	ProxyPlugins map[string]ProxyPlugin
+}
+
+// ProxyPlugin is one of containerd's proxy plugins.
+type ProxyPlugin struct {
+	Type    string // "snapshot" or "content"
+	Address string // its gRPC unix socket
 }
 
 // Daemon is a private containerd: everything it keeps is under Dir.
@@ -77,6 +88,10 @@ disabled_plugins = ["io.containerd.grpc.v1.cri", "io.containerd.internal.v1.opt"
 [ttrpc]
   address = %q
 `, filepath.Join(d.Dir, "root"), filepath.Join(d.Dir, "state"), d.Sock, d.Sock+".ttrpc")
+	for _, name := range slices.Sorted(maps.Keys(cfg.ProxyPlugins)) {
+		p := cfg.ProxyPlugins[name]
+		config += fmt.Sprintf("\n[proxy_plugins.%q]\n  type = %q\n  address = %q\n", name, p.Type, p.Address)
+	}
 	if err := os.WriteFile(d.configPath(), []byte(config), 0o600); err != nil {
 		return err
 	}
