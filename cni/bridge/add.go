@@ -35,6 +35,8 @@ func add(ctx context.Context, args *skel.CmdArgs, out io.Writer) (err error) {
 	}
 	defer contNS.Close()
 
+	var nft nftConn // closed last, after any undo
+	defer nft.close()
 	var undo []func()
 	defer func() {
 		if err != nil {
@@ -76,6 +78,14 @@ func add(ctx context.Context, args *skel.CmdArgs, out io.Writer) (err error) {
 	if c.DNS.Nameservers != nil || c.DNS.Domain != "" || c.DNS.Search != nil || c.DNS.Options != nil {
 		result.DNS = c.DNS
 	}
+	// Masquerade before the container is configured: the nftables
+	// socket closes last (see masq.go).
+	if c.IPMasq {
+		undo = append(undo, func() { teardownMasq(&nft, c, args.ContainerID, args.IfName) })
+		if err := setupMasq(&nft, c, args.ContainerID, args.IfName, result.IPs); err != nil {
+			return err
+		}
+	}
 
 	var cont netlink.Link
 	err = contNS.Do(func(ns.NetNS) error {
@@ -94,12 +104,6 @@ func add(ctx context.Context, args *skel.CmdArgs, out io.Writer) (err error) {
 			}
 		}
 		if err := enableForwarding(result.IPs); err != nil {
-			return err
-		}
-	}
-	if c.IPMasq {
-		undo = append(undo, func() { teardownMasq(c.Name, args.ContainerID, args.IfName) })
-		if err := setupMasq(c.Name, args.ContainerID, args.IfName, result.IPs); err != nil {
 			return err
 		}
 	}

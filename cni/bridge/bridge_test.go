@@ -3,7 +3,9 @@ package bridge
 import (
 	"context"
 	"encoding/json"
-	"github.com/berth-project/berth/integration/testenv"
+	"fmt"
+	"maps"
+	"math/rand/v2"
 	"net"
 	"slices"
 	"strings"
@@ -19,6 +21,8 @@ import (
 	"github.com/vishvananda/netlink"
 
 	"github.com/berth-project/berth/cni/plugin"
+	"github.com/berth-project/berth/integration/testenv"
+	"github.com/berth-project/berth/integration/testenv/netenv"
 )
 
 func TestAddCheckDelAcrossVersions(t *testing.T) {
@@ -208,16 +212,16 @@ func TestConnectivity(t *testing.T) {
 			}
 			for i := range r1.IPs {
 				a1, a2 := r1.IPs[i].Address.IP, r2.IPs[i].Address.IP
-				if err := ping(t, c1, a2); err != nil {
+				if err := netenv.Ping(c1, a2); err != nil {
 					t.Error(err)
 				}
-				if err := ping(t, c2, a1); err != nil {
+				if err := netenv.Ping(c2, a1); err != nil {
 					t.Error(err)
 				}
-				if err := ping(t, e.host, a1); err != nil {
+				if err := netenv.Ping(e.host, a1); err != nil {
 					t.Errorf("the host cannot reach a container: %v", err)
 				}
-				if err := ping(t, c1, r1.IPs[i].Gateway); err != nil {
+				if err := netenv.Ping(c1, r1.IPs[i].Gateway); err != nil {
 					t.Errorf("a container cannot reach its gateway: %v", err)
 				}
 			}
@@ -257,65 +261,161 @@ func TestCheckDetectsDrift(t *testing.T) {
 	}
 }
 
+// masqBackends are the ipMasqBackend values: the default (nftables),
+// nftables and iptables.
+var masqBackends = []string{"", backendNFTables, backendIPTables}
+
+func backendName(b string) string {
+	if b == "" {
+		return "default"
+	}
+	return b
+}
+
+// masqConf is a dual-stack configuration with masquerading by backend.
+func (e *env) masqConf(t *testing.T, version, backend string, extra map[string]any) []byte {
+	t.Helper()
+	m := map[string]any{"isDefaultGateway": true, "ipMasq": true}
+	if backend != "" {
+		m["ipMasqBackend"] = backend
+	}
+	maps.Copy(m, extra)
+	return e.conf(t, version, true, m)
+}
+
+// hasMasq reports whether rules (e.masqRules) hold the masquerading of
+// the attachment id/eth0.
+func (e *env) hasMasq(rules []string, backend, id string) bool {
+	want := masqAttachmentTag(e.network, id, "eth0")
+	if backend == backendIPTables {
+		want = masqChain(e.network, id, "eth0")
+	}
+	return slices.ContainsFunc(rules, func(r string) bool { return strings.Contains(r, want) })
+}
+
+// TestIPMasq masquerades with each backend: the rules are as documented, a
+// container reaches a machine that has no route back to it (so only
+// through the host's address), not without the rules (and CHECK notices
+// they are gone), and DEL removes every rule.
 func TestIPMasq(t *testing.T) {
-	e := newEnv(t)
-	conf := e.conf(t, "1.0.0", true, map[string]any{"isGateway": true, "ipMasq": true})
-	cont := testenv.NetNS(t)
-	raw, res := e.mustAdd(t, conf, cont, "masq", "eth0")
-	chain := masqChain(e.network, "masq", "eth0")
-	for _, ipc := range res.IPs {
-		cmd, host := "ip6tables", "/128"
-		if ipc.Address.IP.To4() != nil {
-			cmd, host = "iptables", "/32"
-		}
-		rules := strings.Join(e.nat(t, cmd), "\n")
-		for _, want := range []string{
-			"-N " + chain,
-			"-A POSTROUTING -s " + ipc.Address.IP.String() + host,
-			"-j " + chain,
-			"-A " + chain + " -d " + (&net.IPNet{IP: ipc.Address.IP.Mask(ipc.Address.Mask), Mask: ipc.Address.Mask}).String(),
-			"-j MASQUERADE",
-		} {
-			if !strings.Contains(rules, want) {
-				t.Errorf("%s nat rules lack %q:\n%s", cmd, want, rules)
+	for _, backend := range masqBackends {
+		t.Run(backendName(backend), func(t *testing.T) {
+			e := newEnv(t)
+			conf := e.masqConf(t, "1.0.0", backend, nil)
+			cont := testenv.NetNS(t)
+			raw, res := e.mustAdd(t, conf, cont, "masq", "eth0")
+			t.Cleanup(func() { e.del(t, conf, cont.Path(), "masq", "eth0") })
+
+			if backend == backendIPTables {
+				chain := masqChain(e.network, "masq", "eth0")
+				for _, ipc := range res.IPs {
+					cmd, host := "ip6tables", "/128"
+					if ipc.Address.IP.To4() != nil {
+						cmd, host = "iptables", "/32"
+					}
+					rules := strings.Join(netenv.NATRules(t, e.host, cmd), "\n")
+					for _, want := range []string{
+						"-N " + chain,
+						"-A POSTROUTING -s " + ipc.Address.IP.String() + host,
+						"-j " + chain,
+						"-A " + chain + " -d " + (&net.IPNet{IP: ipc.Address.IP.Mask(ipc.Address.Mask), Mask: ipc.Address.Mask}).String(),
+						"-j MASQUERADE",
+					} {
+						if !strings.Contains(rules, want) {
+							t.Errorf("%s nat rules lack %q:\n%s", cmd, want, rules)
+						}
+					}
+				}
+			} else {
+				rules := netenv.NFTRules(t, e.host, "berth-bridge ")
+				for _, ipc := range res.IPs {
+					ip, multicast := "ip", "224.0.0.0/4"
+					if ipc.Address.IP.To4() == nil {
+						ip, multicast = "ip6", "ff00::/8"
+					}
+					subnet := &net.IPNet{IP: ipc.Address.IP.Mask(ipc.Address.Mask), Mask: ipc.Address.Mask}
+					want := fmt.Sprintf("%s saddr %s %s daddr != %s %s daddr != %s masquerade comment %q",
+						ip, ipc.Address.IP, ip, subnet, ip, multicast, masqAttachmentTag(e.network, "masq", "eth0")+ipc.Address.IP.String())
+					if !slices.Contains(rules, want) {
+						t.Errorf("nftables rules lack\n\t%s\nhave\n\t%s", want, strings.Join(rules, "\n\t"))
+					}
+				}
+				if r := netenv.NATRules(t, e.host, "iptables"); len(r) != 0 {
+					t.Errorf("iptables rules with the nftables backend: %v", r)
+				}
 			}
-		}
+
+			// A machine beyond the host that knows no route to the containers.
+			y := rand.IntN(250) + 2
+			remoteIP := net.IPv4(10, 97, byte(y), 2).To4()
+			e.host.Remote(t, &net.IPNet{IP: net.IPv4(10, 97, byte(y), 1).To4(), Mask: net.CIDRMask(24, 32)},
+				&net.IPNet{IP: remoteIP, Mask: net.CIDRMask(24, 32)})
+			if err := netenv.Ping(cont, remoteIP); err != nil {
+				t.Errorf("the container does not reach a remote machine through masquerading: %v", err)
+			}
+			checkConf := withPrev(t, conf, raw)
+			if err := e.check(t, checkConf, cont, "masq", "eth0"); err != nil {
+				t.Errorf("CHECK: %v", err)
+			}
+
+			// Without the rules the remote cannot answer, and CHECK says so.
+			if err := e.inHost(t, func() error { return teardownMasq(&nftConn{}, mustParse(t, conf), "masq", "eth0") }); err != nil {
+				t.Fatal(err)
+			}
+			if err := netenv.Ping(cont, remoteIP); err == nil {
+				t.Error("the container reaches the remote machine without masquerading: the test proves nothing")
+			}
+			if err := e.check(t, checkConf, cont, "masq", "eth0"); err == nil || !strings.Contains(err.Error(), "ipMasq") {
+				t.Errorf("CHECK without the masquerade rules = %v, want an ipMasq error", err)
+			}
+
+			e.mustDel(t, checkConf, cont.Path(), "masq", "eth0")
+			e.assertClean(t)
+		})
 	}
-	if err := e.check(t, withPrev(t, conf, raw), cont, "masq", "eth0"); err != nil {
-		t.Errorf("CHECK: %v", err)
+}
+
+func mustParse(t *testing.T, conf []byte) *NetConf {
+	t.Helper()
+	c, err := parseConf(conf)
+	if err != nil {
+		t.Fatal(err)
 	}
-	e.mustDel(t, withPrev(t, conf, raw), cont.Path(), "masq", "eth0")
-	e.assertClean(t)
+	return c
 }
 
 func TestGC(t *testing.T) {
-	e := newEnv(t)
-	conf := e.conf(t, "1.1.0", false, map[string]any{"isGateway": true, "ipMasq": true})
-	keep, drop := testenv.NetNS(t), testenv.NetNS(t)
-	_, rk := e.mustAdd(t, conf, keep, "keep", "eth0")
-	e.mustAdd(t, conf, drop, "drop", "eth0")
+	for _, backend := range masqBackends[1:] {
+		t.Run(backend, func(t *testing.T) {
+			e := newEnv(t)
+			conf := e.masqConf(t, "1.1.0", backend, nil)
+			keep, drop := testenv.NetNS(t), testenv.NetNS(t)
+			_, rk := e.mustAdd(t, conf, keep, "keep", "eth0")
+			e.mustAdd(t, conf, drop, "drop", "eth0")
 
-	var c map[string]any
-	json.Unmarshal(conf, &c)
-	c["cni.dev/valid-attachments"] = []types.GCAttachment{{ContainerID: "keep", IfName: "eth0"}}
-	gcConf, _ := json.Marshal(c)
-	if err := e.inHost(t, func() error { return gc(context.Background(), &skel.CmdArgs{Path: e.cniPath, StdinData: gcConf}) }); err != nil {
-		t.Fatalf("GC: %v", err)
-	}
-	if a := e.allocations(t); len(a) != 1 || a[0] != rk.IPs[0].Address.IP.String() {
-		t.Errorf("allocations after GC = %v, want only keep's %s", a, rk.IPs[0].Address.IP)
-	}
-	rules := strings.Join(e.nat(t, "iptables"), "\n")
-	if !strings.Contains(rules, masqChain(e.network, "keep", "eth0")) {
-		t.Errorf("GC removed the chain of a valid attachment:\n%s", rules)
-	}
-	if strings.Contains(rules, masqChain(e.network, "drop", "eth0")) {
-		t.Errorf("GC left the chain of a stale attachment:\n%s", rules)
-	}
+			var c map[string]any
+			json.Unmarshal(conf, &c)
+			c["cni.dev/valid-attachments"] = []types.GCAttachment{{ContainerID: "keep", IfName: "eth0"}}
+			gcConf, _ := json.Marshal(c)
+			if err := e.inHost(t, func() error { return gc(context.Background(), &skel.CmdArgs{Path: e.cniPath, StdinData: gcConf}) }); err != nil {
+				t.Fatalf("GC: %v", err)
+			}
+			if a := e.allocations(t); len(a) != 2 || !slices.Contains(a, rk.IPs[0].Address.IP.String()) || !slices.Contains(a, rk.IPs[1].Address.IP.String()) {
+				t.Errorf("allocations after GC = %v, want only keep's %v", a, rk.IPs)
+			}
+			rules := e.masqRules(t)
+			if !e.hasMasq(rules, backend, "keep") {
+				t.Errorf("GC removed the masquerading of a valid attachment:\n%s", strings.Join(rules, "\n"))
+			}
+			if e.hasMasq(rules, backend, "drop") {
+				t.Errorf("GC left the masquerading of a stale attachment:\n%s", strings.Join(rules, "\n"))
+			}
 
-	e.mustDel(t, conf, keep.Path(), "keep", "eth0")
-	e.mustDel(t, conf, drop.Path(), "drop", "eth0")
-	e.assertClean(t)
+			e.mustDel(t, conf, keep.Path(), "keep", "eth0")
+			e.mustDel(t, conf, drop.Path(), "drop", "eth0")
+			e.assertClean(t)
+		})
+	}
 }
 
 func TestStatus(t *testing.T) {
@@ -413,8 +513,8 @@ func TestOptions(t *testing.T) {
 			if len(res.IPs) != 0 || len(res.Routes) != 0 || len(addrsIn(t, cont, "eth0")) != 0 {
 				t.Errorf("a network without IPAM gave addresses or routes: %v %v", res.IPs, res.Routes)
 			}
-			if r := e.nat(t, "iptables"); len(r) != 0 {
-				t.Errorf("a network without IPAM got nat rules: %v", r)
+			if r := e.masqRules(t); len(r) != 0 {
+				t.Errorf("a network without IPAM got masquerade rules: %v", r)
 			}
 		}},
 	}
@@ -465,7 +565,7 @@ func TestFailuresLeaveNothing(t *testing.T) {
 		if code(err) != plugin.ErrLinkConflict || !strings.Contains(err.Error(), "not a bridge") {
 			t.Errorf("ADD = %v, want code %d saying it is not a bridge", err, plugin.ErrLinkConflict)
 		}
-		if v := e.veths(t); !slices.Equal(v, []string{e.bridge}) {
+		if v := netenv.Veths(t, e.host); !slices.Equal(v, []string{e.bridge}) {
 			t.Errorf("host veths %v, want only the conflicting %s", v, e.bridge)
 		}
 		if a := e.allocations(t); len(a) != 0 {

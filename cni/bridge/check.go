@@ -108,12 +108,12 @@ func check(ctx context.Context, args *skel.CmdArgs) error {
 	}
 	if c.IPMasq {
 		for _, ipc := range prev.IPs {
-			ok, err := masqChainExists(c.Name, args.ContainerID, args.IfName, ipc.Address.IP)
+			ok, what, err := masqInstalled(c, args.ContainerID, args.IfName, ipc.Address.IP)
 			if err != nil {
 				return fmt.Errorf("bridge: ipMasq: %w", err)
 			}
 			if !ok {
-				return fmt.Errorf("bridge: ipMasq: chain %s is missing", masqChain(c.Name, args.ContainerID, args.IfName))
+				return fmt.Errorf("bridge: ipMasq: %s is missing", what)
 			}
 		}
 	}

@@ -27,7 +27,7 @@ type NetConf struct {
 	IsDefaultGateway bool   `json:"isDefaultGateway"`
 	ForceAddress     bool   `json:"forceAddress"`
 	IPMasq           bool   `json:"ipMasq"`
-	IPMasqBackend    string `json:"ipMasqBackend,omitempty"`
+	IPMasqBackend    string `json:"ipMasqBackend,omitempty"` // "nftables" (the default) or "iptables"
 	MTU              int    `json:"mtu"`
 	HairpinMode      bool   `json:"hairpinMode"`
 	PromiscMode      bool   `json:"promiscMode"`
@@ -118,8 +118,8 @@ func (c *NetConf) validate(cniArgs string) error {
 		return types.NewError(types.ErrUnsupportedField, "bridge: vlan and vlanTrunk are not supported by berth's bridge plugin", "remove them, or use the reference bridge plugin for VLAN filtering")
 	case c.MacSpoofChk:
 		return types.NewError(types.ErrUnsupportedField, "bridge: macspoofchk is not supported by berth's bridge plugin", "remove it, or use the reference bridge plugin")
-	case c.IPMasqBackend != "" && c.IPMasqBackend != "iptables":
-		return types.NewError(types.ErrUnsupportedField, fmt.Sprintf("bridge: ipMasqBackend %q is not supported: berth masquerades with iptables", c.IPMasqBackend), "")
+	case c.IPMasqBackend != "" && c.IPMasqBackend != backendNFTables && c.IPMasqBackend != backendIPTables:
+		return plugin.InvalidConfig("bridge: ipMasqBackend %q is neither \"nftables\" (the default) nor \"iptables\"", c.IPMasqBackend)
 	}
 	mac, err := resolveMAC(c, cniArgs)
 	if err != nil {

@@ -66,7 +66,7 @@ func TestParseConfErrors(t *testing.T) {
 		{"vlan", `{` + base + `,"vlan":10}`, types.ErrUnsupportedField, "not supported"},
 		{"vlanTrunk", `{` + base + `,"vlanTrunk":[{"id":10}]}`, types.ErrUnsupportedField, "not supported"},
 		{"macspoofchk", `{` + base + `,"macspoofchk":true}`, types.ErrUnsupportedField, "not supported"},
-		{"nftables backend", `{` + base + `,"ipMasqBackend":"nftables"}`, types.ErrUnsupportedField, "nftables"},
+		{"unknown masquerade backend", `{` + base + `,"ipMasqBackend":"pf"}`, types.ErrInvalidNetworkConfig, "ipMasqBackend"},
 		{"bad mac", `{` + base + `,"mac":"zz"}`, types.ErrInvalidNetworkConfig, "MAC"},
 		{"multicast mac", `{` + base + `,"runtimeConfig":{"mac":"01:00:5e:00:00:01"}}`, types.ErrInvalidNetworkConfig, "multicast"},
 		{"bad prevResult", `{` + base + `,"prevResult":{"ips":"none"}}`, types.ErrDecodingFailure, "prevResult"},

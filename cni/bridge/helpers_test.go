@@ -4,19 +4,15 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"maps"
 	"math/rand/v2"
 	"net"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/containernetworking/cni/pkg/skel"
-	"github.com/containernetworking/cni/pkg/types"
 	types100 "github.com/containernetworking/cni/pkg/types/100"
 	"github.com/containernetworking/cni/pkg/types/create"
 	"github.com/containernetworking/plugins/pkg/ns"
@@ -24,17 +20,20 @@ import (
 
 	"github.com/berth-project/berth/cni/plugin"
 	"github.com/berth-project/berth/integration/testenv"
+	"github.com/berth-project/berth/integration/testenv/netenv"
 )
+
+var code = netenv.ErrCode
 
 // versions are the spec versions every test runs across.
 var versions = plugin.Versions.SupportedVersions()
 
 // env is one test's world: a throwaway network namespace that plays the
-// host (the plugin runs in it, so the bridge, sysctls and iptables rules
+// host (the plugin runs in it, so the bridge, sysctls and netfilter rules
 // never touch the real host), a bridge name, a subnet and an IPAM data
 // directory of its own, and our host-local as the IPAM plugin.
 type env struct {
-	host    ns.NetNS
+	host    *netenv.Host
 	bridge  string
 	network string
 	subnet  *net.IPNet // 10.99.x.0/24
@@ -46,29 +45,18 @@ type env struct {
 func newEnv(t *testing.T) *env {
 	t.Helper()
 	testenv.RequireRoot(t)
-	testenv.Require(t, testenv.Program("ip"), testenv.Program("iptables"), testenv.Program("busybox"))
+	testenv.Require(t, testenv.Program("ip"), testenv.Program("iptables"), testenv.Program("nft"), testenv.Program("busybox"))
 	hostLocal := testenv.Binary(t, "host-local")
 	x := rand.IntN(250) + 2
-	e := &env{
-		host:    testenv.NetNS(t),
-		bridge:  fmt.Sprintf("bt%08x", rand.Uint32()),
-		network: fmt.Sprintf("bt-net-%08x", rand.Uint32()),
+	return &env{
+		host:    netenv.NewHost(t, nil),
+		bridge:  netenv.RandomName("bt"),
+		network: netenv.RandomName("bt-net-"),
 		subnet:  &net.IPNet{IP: net.IPv4(10, 99, byte(x), 0).To4(), Mask: net.CIDRMask(24, 32)},
 		subnet6: &net.IPNet{IP: net.ParseIP(fmt.Sprintf("fd99:%x::", x)), Mask: net.CIDRMask(64, 128)},
 		dataDir: t.TempDir(),
 		cniPath: filepath.Dir(hostLocal),
 	}
-	t.Cleanup(func() {
-		// The namespace takes everything in it along, but delete the bridge
-		// explicitly so that a leak would show while the test still runs.
-		e.host.Do(func(ns.NetNS) error {
-			if l, err := netlink.LinkByName(e.bridge); err == nil {
-				netlink.LinkDel(l)
-			}
-			return nil
-		})
-	})
-	return e
 }
 
 // conf is a configuration of the bridge with host-local over e's subnet
@@ -120,7 +108,7 @@ func (e *env) args(conf []byte, netns, id, ifname string) *skel.CmdArgs {
 // inHost runs f in the host namespace.
 func (e *env) inHost(t *testing.T, f func() error) error {
 	t.Helper()
-	return e.host.Do(func(ns.NetNS) error { return f() })
+	return e.host.In(f)
 }
 
 // add runs ADD in the host namespace and returns the printed result.
@@ -170,57 +158,35 @@ func (e *env) check(t *testing.T, conf []byte, cont ns.NetNS, id, ifname string)
 // allocations lists the addresses host-local holds for the network.
 func (e *env) allocations(t *testing.T) []string {
 	t.Helper()
-	des, err := os.ReadDir(filepath.Join(e.dataDir, e.network))
-	if errors.Is(err, os.ErrNotExist) {
-		return nil
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	var ips []string
-	for _, de := range des {
-		if net.ParseIP(de.Name()) != nil {
-			ips = append(ips, de.Name())
-		}
-	}
-	return ips
+	return netenv.Allocations(t, filepath.Join(e.dataDir, e.network))
 }
 
-// veths lists the veth links in the host namespace.
+// veths lists the host ends of veth pairs the plugin made (named "veth"
+// and 8 hex digits) in the host namespace.
 func (e *env) veths(t *testing.T) []string {
 	t.Helper()
-	var names []string
-	err := e.inHost(t, func() error {
-		links, err := netlink.LinkList()
-		for _, l := range links {
-			if l.Type() == "veth" {
-				names = append(names, l.Attrs().Name)
-			}
+	var out []string
+	for _, v := range netenv.Veths(t, e.host) {
+		if strings.HasPrefix(v, "veth") {
+			out = append(out, v)
 		}
-		return err
-	})
-	if err != nil {
-		t.Fatal(err)
 	}
-	return names
+	return out
 }
 
-// nat is `iptables -t nat -S` (or ip6tables) in the host namespace,
-// without the policy lines.
-func (e *env) nat(t *testing.T, cmd string) []string {
+// masqRules lists the masquerade rules in the host namespace: the
+// nftables rules of our table and the iptables nat rules (both families).
+func (e *env) masqRules(t *testing.T) []string {
 	t.Helper()
-	out := run(t, "ip", "netns", "exec", filepath.Base(e.host.Path()), cmd, "-t", "nat", "-S")
-	var rules []string
-	for _, l := range strings.Split(strings.TrimSpace(out), "\n") {
-		if l != "" && !strings.HasPrefix(l, "-P ") {
-			rules = append(rules, l)
-		}
+	rules := netenv.NFTRules(t, e.host, "berth-bridge ")
+	for _, cmd := range []string{"iptables", "ip6tables"} {
+		rules = append(rules, netenv.NATRules(t, e.host, cmd)...)
 	}
 	return rules
 }
 
 // assertClean checks that nothing of an attachment is left in the host:
-// no veth, no allocation, no nat rule.
+// no veth, no allocation, no masquerade rule.
 func (e *env) assertClean(t *testing.T) {
 	t.Helper()
 	if v := e.veths(t); len(v) != 0 {
@@ -229,30 +195,9 @@ func (e *env) assertClean(t *testing.T) {
 	if a := e.allocations(t); len(a) != 0 {
 		t.Errorf("addresses left allocated: %v", a)
 	}
-	for _, cmd := range []string{"iptables", "ip6tables"} {
-		if r := e.nat(t, cmd); len(r) != 0 {
-			t.Errorf("%s nat rules left: %v", cmd, r)
-		}
+	if r := e.masqRules(t); len(r) != 0 {
+		t.Errorf("masquerade rules left: %v", r)
 	}
-}
-
-// ping pings addr from inside a namespace.
-func ping(t *testing.T, from ns.NetNS, addr net.IP) error {
-	t.Helper()
-	out, err := exec.Command("ip", "netns", "exec", filepath.Base(from.Path()), "busybox", "ping", "-c1", "-W2", addr.String()).CombinedOutput()
-	if err != nil {
-		return fmt.Errorf("ping %s from %s: %v\n%s", addr, filepath.Base(from.Path()), err, out)
-	}
-	return nil
-}
-
-func run(t *testing.T, name string, args ...string) string {
-	t.Helper()
-	out, err := exec.Command(name, args...).CombinedOutput()
-	if err != nil {
-		t.Fatalf("%s %s: %v\n%s", name, strings.Join(args, " "), err, out)
-	}
-	return string(out)
 }
 
 // linkIn looks a link up in a namespace.
@@ -291,15 +236,6 @@ func addrsIn(t *testing.T, n ns.NetNS, name string) []string {
 		t.Fatalf("addresses of %s in %s: %v", name, n.Path(), err)
 	}
 	return out
-}
-
-// code is the spec error code of err (0 when err is not a spec error).
-func code(err error) uint {
-	var te *types.Error
-	if errors.As(err, &te) {
-		return te.Code
-	}
-	return 0
 }
 
 // gatewayOf is the first address of a subnet.

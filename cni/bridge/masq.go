@@ -1,8 +1,6 @@
 package bridge
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"net"
@@ -10,240 +8,243 @@ import (
 
 	"github.com/containernetworking/cni/pkg/types"
 	types100 "github.com/containernetworking/cni/pkg/types/100"
-	"github.com/coreos/go-iptables/iptables"
+	"github.com/google/nftables"
+	"github.com/google/nftables/expr"
+
+	"github.com/berth-project/berth/cni/internal/nftrule"
 )
 
-// IP masquerading (ipMasq) lives in the nat table, in one chain per
-// attachment named after the network and the attachment:
+// IP masquerading (ipMasq) has two backends, chosen by ipMasqBackend:
 //
-//	BERTH-<8 hex of sha256(network)>-<13 hex of sha256(containerID, ifname)>
+//   - nftables (the default): rules in tables of our own, "ip berth-bridge"
+//     and "ip6 berth-bridge", each with one base chain "postrouting" (nat,
+//     hook postrouting, priority srcnat). Each of the container's addresses
+//     has one rule there,
 //
-// (28 characters, iptables' limit). The chain ACCEPTs (leaves alone)
-// traffic to the attachment's own subnets and MASQUERADEs the rest but
-// multicast; POSTROUTING jumps to it for each of the container's addresses.
-// Every rule carries a comment naming the network, container and interface.
-// DEL removes the chain and its jumps; GC removes the chains of the
-// network whose attachments are not in cni.dev/valid-attachments.
+//     ip saddr <address> ip daddr != <its subnets> ip daddr != 224.0.0.0/4 masquerade
+//     comment "berth-bridge <8 hex of sha256(network)> <16 hex of sha256(containerID, ifname)> <address>"
+//
+//     made over netlink in one transaction, in process: no iptables binary
+//     to run, no xtables lock.
+//   - iptables: a chain per attachment in the nat table (masq_iptables.go),
+//     made with coreos/go-iptables, which runs iptables several times.
+//
+// DEL removes the attachment's nftables rules, and with the iptables
+// backend its chain too. GC sweeps both backends.
+//
+// Closing a netlink socket to nftables right after a transaction waits for
+// an RCU grace period (the kernel frees the transaction's objects first:
+// 5 to 15 ms), so ADD and DEL commit their rules early, keep the socket
+// (nftConn) open while they do the rest of their work, and close it last.
 
 const (
-	natTable    = "nat"
-	postrouting = "POSTROUTING"
-	chainPrefix = "BERTH-"
+	backendNFTables = "nftables"
+	backendIPTables = "iptables"
+
+	masqTable     = "berth-bridge"
+	masqChainName = "postrouting"
 )
 
-func digest(s string) string {
-	h := sha256.Sum256([]byte(s))
-	return hex.EncodeToString(h[:])
-}
-
-// networkChainPrefix is what every masquerade chain of a network starts with.
-func networkChainPrefix(network string) string {
-	return chainPrefix + digest(network)[:8] + "-"
-}
-
-// masqChain is the masquerade chain of one attachment.
-func masqChain(network, containerID, ifname string) string {
-	return networkChainPrefix(network) + digest(containerID + "\x00" + ifname)[:13]
-}
-
-func masqComment(network, containerID, ifname string) string {
-	c := fmt.Sprintf("berth bridge: name=%s id=%s if=%s", network, containerID, ifname)
-	c = strings.Map(func(r rune) rune {
-		if r == '"' || r == '\\' || r < ' ' || r > '~' {
-			return '_'
-		}
-		return r
-	}, c)
-	if len(c) > 255 {
-		c = c[:255]
+// masqBackend is the backend the configuration asks for.
+func (c *NetConf) masqBackend() string {
+	if c.IPMasqBackend == "" {
+		return backendNFTables
 	}
-	return c
+	return c.IPMasqBackend
 }
 
-var protocols = []iptables.Protocol{iptables.ProtocolIPv4, iptables.ProtocolIPv6}
+// nftConn is a netlink connection to nftables, opened when first used and
+// closed by close, at the end of a command.
+type nftConn struct{ conn *nftables.Conn }
 
-// setupMasq installs the attachment's chain and jumps for its addresses.
-func setupMasq(network, containerID, ifname string, ips []*types100.IPConfig) error {
-	chain := masqChain(network, containerID, ifname)
-	comment := []string{"-m", "comment", "--comment", masqComment(network, containerID, ifname)}
-	for _, proto := range protocols {
-		v4 := proto == iptables.ProtocolIPv4
-		var mine []*types100.IPConfig
-		for _, ipc := range ips {
-			if isV4(ipc.Address.IP) == v4 {
-				mine = append(mine, ipc)
+func (n *nftConn) get() (*nftables.Conn, error) {
+	if n.conn == nil {
+		c, err := nftables.New(nftables.AsLasting())
+		if err != nil {
+			return nil, fmt.Errorf("bridge: ipMasq: nftables: %w", err)
+		}
+		n.conn = c
+	}
+	return n.conn, nil
+}
+
+func (n *nftConn) close() {
+	if n.conn != nil {
+		n.conn.CloseLasting()
+		n.conn = nil
+	}
+}
+
+// setupMasq installs the attachment's masquerade rules.
+func setupMasq(n *nftConn, c *NetConf, containerID, ifname string, ips []*types100.IPConfig) error {
+	if c.masqBackend() == backendIPTables {
+		return setupMasqIPTables(c.Name, containerID, ifname, ips)
+	}
+	return setupMasqNFT(n, c.Name, containerID, ifname, ips)
+}
+
+// teardownMasq removes the attachment's masquerade rules. The nftables
+// rules go whatever the backend (looking costs two netlink round trips);
+// with the iptables backend the chain goes too, and nftables errors are
+// not reported then (a host without nftables has no rules there).
+func teardownMasq(n *nftConn, c *NetConf, containerID, ifname string) error {
+	err := teardownMasqNFT(n, c.Name, containerID, ifname)
+	if c.masqBackend() != backendIPTables {
+		return err
+	}
+	return teardownMasqIPTables(c.Name, containerID, ifname)
+}
+
+// gcMasq removes the masquerade rules of the network's attachments that
+// are not valid, in both backends.
+func gcMasq(c *NetConf) error {
+	var n nftConn
+	defer n.close()
+	nftErr := gcMasqNFT(&n, c.Name, c.ValidAttachments)
+	if c.masqBackend() == backendIPTables {
+		nftErr = nil
+	}
+	return errors.Join(nftErr, gcMasqIPTables(c.Name, c.ValidAttachments))
+}
+
+// masqInstalled reports whether the masquerade rule of the attachment's
+// address ip is installed.
+func masqInstalled(c *NetConf, containerID, ifname string, ip net.IP) (bool, string, error) {
+	if c.masqBackend() == backendIPTables {
+		ok, err := masqChainExists(c.Name, containerID, ifname, ip)
+		return ok, "chain " + masqChain(c.Name, containerID, ifname), err
+	}
+	var n nftConn
+	defer n.close()
+	ok, err := masqRuleExists(&n, c.Name, containerID, ifname, ip)
+	return ok, fmt.Sprintf("the nftables rule for %s in table %s", ip, masqTable), err
+}
+
+func masqNetworkTag(network string) string {
+	return "berth-bridge " + nftrule.Digest(network)[:8] + " "
+}
+
+func masqAttachmentTag(network, containerID, ifname string) string {
+	return masqNetworkTag(network) + nftrule.Digest(containerID + "\x00" + ifname)[:16] + " "
+}
+
+var multicast = map[nftables.TableFamily]net.IPNet{
+	nftables.TableFamilyIPv4: {IP: net.IPv4(224, 0, 0, 0).To4(), Mask: net.CIDRMask(4, 32)},
+	nftables.TableFamilyIPv6: {IP: net.ParseIP("ff00::"), Mask: net.CIDRMask(8, 128)},
+}
+
+// masqRules are the attachment's rules by family: for each address,
+// masquerade what it sends outside its family's subnets, but multicast.
+func masqRules(tag string, ips []*types100.IPConfig) map[nftables.TableFamily][]*nftables.Rule {
+	out := map[nftables.TableFamily][]*nftables.Rule{}
+	for _, ipc := range ips {
+		fam := nftrule.FamilyOf(ipc.Address.IP)
+		e := nftrule.AddrMatch(fam, false, nftrule.HostNet(ipc.Address.IP), expr.CmpOpEq)
+		for _, other := range ips {
+			if nftrule.FamilyOf(other.Address.IP) == fam {
+				subnet := net.IPNet{IP: other.Address.IP.Mask(other.Address.Mask), Mask: other.Address.Mask}
+				e = append(e, nftrule.AddrMatch(fam, true, subnet, expr.CmpOpNeq)...)
 			}
 		}
-		if len(mine) == 0 {
+		e = append(e, nftrule.AddrMatch(fam, true, multicast[fam], expr.CmpOpNeq)...)
+		e = append(e, &expr.Masq{})
+		out[fam] = append(out[fam], &nftables.Rule{Exprs: e, UserData: nftrule.Comment(tag + ipc.Address.IP.String())})
+	}
+	return out
+}
+
+// setupMasqNFT replaces the attachment's rules (a repeated ADD leaves no
+// stale ones) with those for ips, in one transaction.
+func setupMasqNFT(n *nftConn, network, containerID, ifname string, ips []*types100.IPConfig) error {
+	tag := masqAttachmentTag(network, containerID, ifname)
+	conn, err := n.get()
+	if err != nil {
+		return err
+	}
+	want := masqRules(tag, ips)
+	for _, fam := range nftrule.Families {
+		stale, err := nftrule.Find(conn, fam, masqTable, []string{masqChainName}, tag)
+		if err != nil {
+			return fmt.Errorf("bridge: ipMasq: %w", err)
+		}
+		if len(stale) == 0 && len(want[fam]) == 0 {
 			continue
 		}
-		ipt, err := iptables.NewWithProtocol(proto)
-		if err != nil {
-			return fmt.Errorf("bridge: ipMasq needs %s: %w", command(proto), err)
-		}
-		// ClearChain creates the chain, or empties one a failed ADD left.
-		if err := ipt.ClearChain(natTable, chain); err != nil {
-			return fmt.Errorf("bridge: ipMasq: create chain %s: %w", chain, err)
-		}
-		multicast := "ff00::/8"
-		if v4 {
-			multicast = "224.0.0.0/4"
-		}
-		var rules [][]string
-		for _, ipc := range mine {
-			subnet := net.IPNet{IP: ipc.Address.IP.Mask(ipc.Address.Mask), Mask: ipc.Address.Mask}
-			rules = append(rules, append([]string{"-d", subnet.String()}, append(comment, "-j", "ACCEPT")...))
-		}
-		rules = append(rules, append([]string{"!", "-d", multicast}, append(comment, "-j", "MASQUERADE")...))
-		for _, r := range rules {
-			if err := ipt.Append(natTable, chain, r...); err != nil {
-				return fmt.Errorf("bridge: ipMasq: add rule to %s: %w", chain, err)
+		t := conn.AddTable(&nftables.Table{Family: fam, Name: masqTable})
+		ch := conn.AddChain(&nftables.Chain{Name: masqChainName, Table: t, Type: nftables.ChainTypeNAT,
+			Hooknum: nftables.ChainHookPostrouting, Priority: nftables.ChainPriorityNATSource})
+		for _, r := range stale {
+			if err := conn.DelRule(r); err != nil {
+				return fmt.Errorf("bridge: ipMasq: %w", err)
 			}
 		}
-		for _, ipc := range mine {
-			_, bits := ipc.Address.Mask.Size()
-			host := net.IPNet{IP: ipc.Address.IP, Mask: net.CIDRMask(bits, bits)}
-			r := append([]string{"-s", host.String()}, append(comment, "-j", chain)...)
-			if err := ipt.AppendUnique(natTable, postrouting, r...); err != nil {
-				return fmt.Errorf("bridge: ipMasq: add jump to %s: %w", chain, err)
-			}
+		for _, r := range want[fam] {
+			r.Table, r.Chain = t, ch
+			conn.AddRule(r)
 		}
+	}
+	if err := conn.Flush(); err != nil {
+		return fmt.Errorf("bridge: ipMasq: install nftables rules: %w", err)
 	}
 	return nil
 }
 
-func command(p iptables.Protocol) string {
-	if p == iptables.ProtocolIPv6 {
-		return "ip6tables"
-	}
-	return "iptables"
+// teardownMasqNFT removes the attachment's rules; none is not an error.
+func teardownMasqNFT(n *nftConn, network, containerID, ifname string) error {
+	tag := masqAttachmentTag(network, containerID, ifname)
+	return removeMasqNFT(n, tag, func(string) bool { return true })
 }
 
-// teardownMasq removes the attachment's chain and the jumps to it, in both
-// families; what is already gone, or an iptables that is not installed
-// (so nothing can have been set up with it), is not an error.
-func teardownMasq(network, containerID, ifname string) error {
-	chain := masqChain(network, containerID, ifname)
-	var errs []error
-	for _, proto := range protocols {
-		ipt, err := iptables.NewWithProtocol(proto)
-		if err != nil {
-			continue
-		}
-		if err := removeChain(ipt, chain); err != nil {
-			errs = append(errs, err)
-		}
-	}
-	return errors.Join(errs...)
-}
-
-// gcMasq removes the network's chains whose attachments are not valid.
-func gcMasq(network string, valid []types.GCAttachment) error {
+// gcMasqNFT removes the network's rules of attachments not in valid.
+func gcMasqNFT(n *nftConn, network string, valid []types.GCAttachment) error {
 	keep := map[string]bool{}
 	for _, a := range valid {
-		keep[masqChain(network, a.ContainerID, a.IfName)] = true
+		keep[masqAttachmentTag(network, a.ContainerID, a.IfName)] = true
 	}
-	prefix := networkChainPrefix(network)
-	var errs []error
-	for _, proto := range protocols {
-		ipt, err := iptables.NewWithProtocol(proto)
-		if err != nil {
-			continue
-		}
-		chains, err := ipt.ListChains(natTable)
-		if err != nil {
-			errs = append(errs, fmt.Errorf("bridge: list %s nat chains: %w", command(proto), err))
-			continue
-		}
-		for _, ch := range chains {
-			if strings.HasPrefix(ch, prefix) && !keep[ch] {
-				if err := removeChain(ipt, ch); err != nil {
-					errs = append(errs, err)
-				}
-			}
-		}
-	}
-	return errors.Join(errs...)
+	return removeMasqNFT(n, masqNetworkTag(network), func(comment string) bool {
+		i := strings.LastIndexByte(comment, ' ')
+		return i < 0 || !keep[comment[:i+1]]
+	})
 }
 
-// masqChainExists reports whether the attachment's chain is installed for
-// the family of ip.
-func masqChainExists(network, containerID, ifname string, ip net.IP) (bool, error) {
-	proto := iptables.ProtocolIPv6
-	if isV4(ip) {
-		proto = iptables.ProtocolIPv4
+// removeMasqNFT deletes the rules whose comment starts with prefix and
+// for which drop says so.
+func removeMasqNFT(n *nftConn, prefix string, drop func(comment string) bool) error {
+	conn, err := n.get()
+	if err != nil {
+		return err
 	}
-	ipt, err := iptables.NewWithProtocol(proto)
+	if err := nftrule.Remove(conn, masqTable, []string{masqChainName}, prefix, drop); err != nil {
+		return fmt.Errorf("bridge: ipMasq: %w", err)
+	}
+	return nil
+}
+
+// masqRuleExists reports whether the rule of the attachment's address ip
+// is installed.
+func masqRuleExists(n *nftConn, network, containerID, ifname string, ip net.IP) (bool, error) {
+	conn, err := n.get()
 	if err != nil {
 		return false, err
 	}
-	return ipt.ChainExists(natTable, masqChain(network, containerID, ifname))
-}
-
-func removeChain(ipt *iptables.IPTables, chain string) error {
-	exists, err := ipt.ChainExists(natTable, chain)
+	want := masqAttachmentTag(network, containerID, ifname) + ip.String()
+	rules, err := nftrule.Find(conn, nftrule.FamilyOf(ip), masqTable, []string{masqChainName}, want)
 	if err != nil {
-		return fmt.Errorf("bridge: ipMasq: look for chain %s: %w", chain, err)
+		return false, err
 	}
-	if !exists {
-		return nil
-	}
-	rules, err := ipt.List(natTable, postrouting)
-	if err != nil {
-		return fmt.Errorf("bridge: ipMasq: list %s: %w", postrouting, err)
-	}
-	for _, rule := range rules {
-		args := splitRule(rule)
-		if len(args) < 4 || args[0] != "-A" || args[len(args)-2] != "-j" || args[len(args)-1] != chain {
-			continue
-		}
-		if err := ipt.Delete(natTable, postrouting, args[2:]...); err != nil && !isNotExist(err) {
-			return fmt.Errorf("bridge: ipMasq: delete jump to %s: %w", chain, err)
+	for _, r := range rules {
+		if nftrule.CommentOf(r) == want {
+			return true, nil
 		}
 	}
-	if err := ipt.ClearAndDeleteChain(natTable, chain); err != nil && !isNotExist(err) {
-		return fmt.Errorf("bridge: ipMasq: delete chain %s: %w", chain, err)
-	}
-	return nil
+	return false, nil
 }
 
-func isNotExist(err error) bool {
-	var e *iptables.Error
-	return errors.As(err, &e) && e.IsNotExist()
-}
-
-// splitRule splits a rule as iptables -S prints it into its arguments:
-// fields separated by spaces, where a double-quoted field may hold spaces
-// and backslash-escaped quotes.
-func splitRule(rule string) []string {
-	var (
-		args   []string
-		cur    strings.Builder
-		quoted bool
-		inArg  bool
-	)
-	for i := 0; i < len(rule); i++ {
-		ch := rule[i]
-		switch {
-		case quoted && ch == '\\' && i+1 < len(rule):
-			i++
-			cur.WriteByte(rule[i])
-		case ch == '"':
-			quoted = !quoted
-			inArg = true
-		case ch == ' ' && !quoted:
-			if inArg {
-				args = append(args, cur.String())
-				cur.Reset()
-				inArg = false
-			}
-		default:
-			cur.WriteByte(ch)
-			inArg = true
-		}
+// nftablesUsable reports whether nftables can be read.
+func nftablesUsable() error {
+	conn, err := nftables.New()
+	if err == nil {
+		_, err = conn.ListTablesOfFamily(nftables.TableFamilyIPv4)
 	}
-	if inArg {
-		args = append(args, cur.String())
-	}
-	return args
+	return err
 }

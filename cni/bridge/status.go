@@ -9,16 +9,22 @@ import (
 	"github.com/coreos/go-iptables/iptables"
 )
 
-// status is ready unless masquerading is wanted and iptables is missing,
-// or the IPAM plugin is missing or reports itself not ready.
+// status is ready unless masquerading is wanted and its backend (nftables
+// or iptables) cannot be used, or the IPAM plugin is missing or reports
+// itself not ready.
 func status(ctx context.Context, args *skel.CmdArgs) error {
 	c, err := loadConf(args.StdinData, args.Args)
 	if err != nil {
 		return err
 	}
-	if c.IPMasq {
+	if c.IPMasq && c.masqBackend() == backendIPTables {
 		if _, err := iptables.NewWithProtocol(iptables.ProtocolIPv4); err != nil {
 			return types.NewError(types.ErrPluginNotAvailable, "bridge: ipMasq needs iptables, which cannot be run", err.Error())
+		}
+	}
+	if c.IPMasq && c.masqBackend() == backendNFTables {
+		if err := nftablesUsable(); err != nil {
+			return types.NewError(types.ErrPluginNotAvailable, "bridge: ipMasq needs nftables, which cannot be used", err.Error())
 		}
 	}
 	if !c.layer3() {
@@ -44,6 +50,6 @@ func gc(ctx context.Context, args *skel.CmdArgs) error {
 	if c.layer3() {
 		errs = append(errs, ipam{conf: c, args: args}.run(ctx, "GC"))
 	}
-	errs = append(errs, gcMasq(c.Name, c.ValidAttachments))
+	errs = append(errs, gcMasq(c))
 	return joinErrors(errs...)
 }

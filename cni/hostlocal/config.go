@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"path/filepath"
+	"strings"
 
 	"github.com/containernetworking/cni/pkg/types"
 
@@ -43,6 +44,22 @@ type IPAM struct {
 type Config struct {
 	types.PluginConf
 	IPAM *IPAM `json:"ipam"`
+
+	// Addresses the runtime asks for: the "ips" capability
+	// (runtimeConfig.ips) and args.cni.ips, as addresses or in CIDR
+	// notation (the prefix is ignored: the range's subnet counts).
+	RuntimeConfig struct {
+		IPs []string `json:"ips,omitempty"`
+	} `json:"runtimeConfig"`
+	Args struct {
+		CNI struct {
+			IPs []string `json:"ips,omitempty"`
+		} `json:"cni"`
+	} `json:"args"`
+
+	// requested is the address asked for in each range set (nil: any),
+	// set by Request.
+	requested []net.IP
 }
 
 // Parse decodes and checks a configuration: every range is normalised
@@ -90,6 +107,59 @@ func Parse(data []byte) (*Config, error) {
 		}
 	}
 	return &c, nil
+}
+
+// Request resolves the addresses the runtime asks for, from CNI_ARGS
+// (cniArgs: "IP=10.1.2.3"), args.cni.ips and runtimeConfig.ips, to the
+// range sets that hold them: at most one per range set, none outside every
+// range, none a range's gateway (error 7 otherwise).
+func (c *Config) Request(cniArgs string) error {
+	type ask struct{ ip, from string }
+	var asks []ask
+	for _, kv := range strings.Split(cniArgs, ";") {
+		if k, v, ok := strings.Cut(kv, "="); ok && k == "IP" && v != "" {
+			asks = append(asks, ask{v, "CNI_ARGS IP"})
+		}
+	}
+	for _, ip := range c.Args.CNI.IPs {
+		asks = append(asks, ask{ip, "args.cni.ips"})
+	}
+	for _, ip := range c.RuntimeConfig.IPs {
+		asks = append(asks, ask{ip, "runtimeConfig.ips"})
+	}
+	c.requested = make([]net.IP, len(c.IPAM.Ranges))
+	for _, a := range asks {
+		ip := net.ParseIP(a.ip)
+		if ipa, _, err := net.ParseCIDR(a.ip); err == nil {
+			ip = ipa
+		}
+		if ip == nil {
+			return plugin.InvalidConfig("host-local: %s %q is not an IP address", a.from, a.ip)
+		}
+		ip = normaliseIP(ip)
+		set := -1
+		for i, rs := range c.IPAM.Ranges {
+			if r := rs.find(ip); r != nil {
+				if ip.Equal(r.Gateway) {
+					return plugin.InvalidConfig("host-local: %s %s is the gateway of range %s-%s", a.from, ip, r.RangeStart, r.RangeEnd)
+				}
+				set = i
+			}
+		}
+		switch {
+		case set < 0:
+			var all []string
+			for _, rs := range c.IPAM.Ranges {
+				all = append(all, rs.describe())
+			}
+			return plugin.InvalidConfig("host-local: %s %s is outside every range (%s)", a.from, ip, strings.Join(all, "; "))
+		case c.requested[set] != nil && !c.requested[set].Equal(ip):
+			return plugin.InvalidConfig("host-local: %s and %s are both in range set %d (%s): one address is allocated per range set",
+				c.requested[set], ip, set, c.IPAM.Ranges[set].describe())
+		}
+		c.requested[set] = ip
+	}
+	return nil
 }
 
 // dir is where this network's allocations live.

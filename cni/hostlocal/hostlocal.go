@@ -6,9 +6,12 @@ package hostlocal
 
 import (
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 
 	"github.com/containernetworking/cni/pkg/skel"
 	"github.com/containernetworking/cni/pkg/types"
@@ -20,20 +23,31 @@ import (
 // Funcs are the plugin's commands.
 var Funcs = skel.CNIFuncs{Add: Add, Del: Del, Check: Check, GC: GC, Status: Status}
 
-// Add allocates one address from each range set.
-func Add(args *skel.CmdArgs) error {
+// Add allocates one address from each range set (the requested one where
+// the runtime asks for one) and prints the result.
+func Add(args *skel.CmdArgs) error { return add(args, os.Stdout) }
+
+func add(args *skel.CmdArgs, w io.Writer) error {
 	c, err := Parse(args.StdinData)
 	if err != nil {
+		return err
+	}
+	if err := c.Request(args.Args); err != nil {
 		return err
 	}
 	result, err := Allocate(c, args.ContainerID, args.IfName)
 	if err != nil {
 		return err
 	}
-	return types.PrintResult(result, c.CNIVersion)
+	r, err := result.GetAsVersion(c.CNIVersion)
+	if err != nil {
+		return types.NewError(types.ErrIncompatibleCNIVersion, fmt.Sprintf("host-local: cannot express the result in version %s", c.CNIVersion), err.Error())
+	}
+	return r.PrintTo(w)
 }
 
 // Allocate is Add without printing: the result in the current version.
+// Addresses requested with Request are allocated as asked.
 func Allocate(c *Config, id, ifname string) (*types100.Result, error) {
 	s, err := openStore(c.dir())
 	if err != nil {
@@ -44,7 +58,14 @@ func Allocate(c *Config, id, ifname string) (*types100.Result, error) {
 	result := &types100.Result{CNIVersion: types100.ImplementedSpecVersion, Routes: c.IPAM.Routes, DNS: c.DNS}
 	var fresh []net.IP // reserved by this call, undone if a later set fails
 	for i, set := range c.IPAM.Ranges {
-		ipc, isNew, err := allocate(s, i, set, o)
+		var ipc *types100.IPConfig
+		var isNew bool
+		var err error
+		if i < len(c.requested) && c.requested[i] != nil {
+			ipc, isNew, err = allocateRequested(s, i, set, o, c.requested[i])
+		} else {
+			ipc, isNew, err = allocate(s, i, set, o)
+		}
 		if err != nil {
 			for _, ip := range fresh {
 				os.Remove(filepath.Join(s.dir, ip.String()))
@@ -96,6 +117,48 @@ func allocate(s *store, idx int, set RangeSet, o owner) (ipc *types100.IPConfig,
 			return nil, false, types.NewError(plugin.ErrRangeExhausted, fmt.Sprintf("host-local: no IP addresses available in range set %s", set.describe()), "every address is allocated: release some with DEL or GC, or widen the range")
 		}
 	}
+}
+
+// allocateRequested claims ip, which Request found in the range set, for
+// o: an address the attachment already holds is its again; one another
+// attachment holds is error 102.
+func allocateRequested(s *store, idx int, set RangeSet, o owner, ip net.IP) (ipc *types100.IPConfig, isNew bool, err error) {
+	entries, err := s.entries()
+	if err != nil {
+		return nil, false, plugin.IOFailure("host-local: read allocations", err)
+	}
+	for held, e := range entries {
+		if !e.matches(o.id, o.ifname) || set.find(net.ParseIP(held)) == nil || net.ParseIP(held).Equal(ip) {
+			continue
+		}
+		return nil, false, plugin.InvalidConfig("host-local: %s/%s already holds %s in range set %d, not the requested %s: DEL it first",
+			o.id, o.ifname, held, idx, ip)
+	}
+	r := set.find(ip)
+	if e, ok := entries[ip.String()]; ok {
+		if e.matches(o.id, o.ifname) {
+			return ipConfig(r, ip), false, nil
+		}
+		return nil, false, taken(ip, e)
+	}
+	ok, err := s.reserve(ip, o)
+	if err != nil {
+		return nil, false, plugin.IOFailure("host-local: reserve "+ip.String(), err)
+	}
+	if !ok { // an allocation written without the lock, by another plugin
+		return nil, false, taken(ip, owner{id: "(unknown)"})
+	}
+	if err := s.setLast(idx, ip); err != nil {
+		os.Remove(filepath.Join(s.dir, ip.String()))
+		return nil, false, plugin.IOFailure("host-local: record the last reserved address", err)
+	}
+	return ipConfig(r, ip), true, nil
+}
+
+func taken(ip net.IP, by owner) error {
+	return types.NewError(plugin.ErrAddressTaken,
+		fmt.Sprintf("host-local: the requested address %s is allocated to another attachment (container %s, interface %s)", ip, by.id, by.ifname),
+		"ask for another address, or release it with DEL or GC")
 }
 
 func ipConfig(r *Range, ip net.IP) *types100.IPConfig {
@@ -168,9 +231,15 @@ func Del(args *skel.CmdArgs) error {
 	})
 }
 
-// Check verifies that the attachment holds an address in every range set.
+// Check verifies that the attachment holds an address in every range set,
+// the requested one where the runtime asks for one.
 func Check(args *skel.CmdArgs) error {
-	return withStore(args, func(c *Config, s *store) error { return check(c, s, args) })
+	return withStore(args, func(c *Config, s *store) error {
+		if err := c.Request(args.Args); err != nil {
+			return err
+		}
+		return check(c, s, args)
+	})
 }
 
 func check(c *Config, s *store, args *skel.CmdArgs) error {
@@ -179,14 +248,17 @@ func check(c *Config, s *store, args *skel.CmdArgs) error {
 		return plugin.IOFailure("host-local: read allocations", err)
 	}
 	for i, set := range c.IPAM.Ranges {
-		found := false
+		var held []string
 		for ip, o := range entries {
 			if o.matches(args.ContainerID, args.IfName) && set.find(net.ParseIP(ip)) != nil {
-				found = true
+				held = append(held, ip)
 			}
 		}
-		if !found {
+		if len(held) == 0 {
 			return fmt.Errorf("host-local: %s/%s holds no address in range set %d (%s)", args.ContainerID, args.IfName, i, set.describe())
+		}
+		if want := c.requested[i]; want != nil && !slices.Contains(held, want.String()) {
+			return fmt.Errorf("host-local: %s/%s holds %s in range set %d, not the requested %s", args.ContainerID, args.IfName, strings.Join(held, ", "), i, want)
 		}
 	}
 	return nil

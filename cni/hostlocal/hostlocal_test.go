@@ -75,7 +75,7 @@ func TestParseErrors(t *testing.T) {
 	}
 }
 
-func add(t *testing.T, c *Config, id string) net.IP {
+func allocFor(t *testing.T, c *Config, id string) net.IP {
 	t.Helper()
 	r, err := Allocate(c, id, "eth0")
 	if err != nil {
@@ -96,7 +96,7 @@ func TestAllocateRoundRobinAndExhaustion(t *testing.T) {
 	c := mustParse(t, data)
 	// .1 is the gateway: never handed out.
 	for i, want := range []string{"10.99.3.2", "10.99.3.3", "10.99.3.4"} {
-		if got := add(t, c, fmt.Sprintf("c%d", i)); got.String() != want {
+		if got := allocFor(t, c, fmt.Sprintf("c%d", i)); got.String() != want {
 			t.Fatalf("allocation %d: %s, want %s", i, got, want)
 		}
 	}
@@ -109,11 +109,11 @@ func TestAllocateRoundRobinAndExhaustion(t *testing.T) {
 	}
 	del(t, data, "c1")
 	// Round robin: the freed .3 is not reused before the rest of the range.
-	if got := add(t, c, "c3"); got.String() != "10.99.3.5" {
+	if got := allocFor(t, c, "c3"); got.String() != "10.99.3.5" {
 		t.Fatalf("after a release: %s, want 10.99.3.5", got)
 	}
-	add(t, c, "c4") // .6
-	if got := add(t, c, "c5"); got.String() != "10.99.3.3" {
+	allocFor(t, c, "c4") // .6
+	if got := allocFor(t, c, "c5"); got.String() != "10.99.3.3" {
 		t.Fatalf("wrapping around: %s, want the freed 10.99.3.3", got)
 	}
 	_, err = Allocate(c, "c6", "eth0")
@@ -122,7 +122,7 @@ func TestAllocateRoundRobinAndExhaustion(t *testing.T) {
 		t.Fatalf("exhausted range: %v, want code %d", err, plugin.ErrRangeExhausted)
 	}
 	del(t, data, "c4")
-	if got := add(t, c, "c6"); got.String() != "10.99.3.6" {
+	if got := allocFor(t, c, "c6"); got.String() != "10.99.3.6" {
 		t.Fatalf("after a release in a full range: %s, want 10.99.3.6", got)
 	}
 	del(t, data, "never-added") // DEL of an unknown attachment succeeds
@@ -177,7 +177,7 @@ func TestGCReleasesAllButValid(t *testing.T) {
 	data := conf(t, `{"type":"host-local","dataDir":"DATADIR","subnet":"10.99.6.0/24"}`)
 	c := mustParse(t, data)
 	for _, id := range []string{"keep", "leaked1", "leaked2"} {
-		add(t, c, id)
+		allocFor(t, c, id)
 	}
 	var gc map[string]any
 	if err := json.Unmarshal(data, &gc); err != nil {
@@ -213,7 +213,7 @@ func TestGCReleasesAllButValid(t *testing.T) {
 func TestStoreLayoutIsTheReferences(t *testing.T) {
 	data := conf(t, `{"type":"host-local","dataDir":"DATADIR","subnet":"10.99.7.0/24"}`)
 	c := mustParse(t, data)
-	ip := add(t, c, "abc")
+	ip := allocFor(t, c, "abc")
 	content, err := os.ReadFile(filepath.Join(c.dir(), ip.String()))
 	if err != nil || string(content) != "abc\r\neth0" {
 		t.Fatalf("allocation file: %q, %v", content, err)
@@ -242,8 +242,8 @@ func TestFailedAddKeepsAddressesHeldBefore(t *testing.T) {
 	dir := t.TempDir()
 	one := mustParse(t, []byte(`{"cniVersion":"1.1.0","name":"n","ipam":{"type":"host-local","dataDir":"`+dir+`","ranges":[[{"subnet":"10.99.9.0/24"}]]}}`))
 	two := mustParse(t, []byte(`{"cniVersion":"1.1.0","name":"n","ipam":{"type":"host-local","dataDir":"`+dir+`","ranges":[[{"subnet":"10.99.9.0/24"}],[{"subnet":"10.99.10.0/30"}]]}}`))
-	held := add(t, one, "c")
-	add(t, two, "other") // takes the only address of the second set
+	held := allocFor(t, one, "c")
+	allocFor(t, two, "other") // takes the only address of the second set
 	if _, err := Allocate(two, "c", "eth0"); err == nil {
 		t.Fatal("ADD with an exhausted second range set succeeded")
 	}

@@ -22,6 +22,8 @@ const (
 	ErrRangeExhausted uint = 100
 	// ErrLinkConflict: a link of the wanted name exists but is of another kind.
 	ErrLinkConflict uint = 101
+	// ErrAddressTaken: a requested address is allocated to another attachment.
+	ErrAddressTaken uint = 102
 )
 
 // Main runs a plugin: skel reads the environment and stdin, checks the

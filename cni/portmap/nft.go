@@ -1,17 +1,15 @@
 package portmap
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
 	"net"
-	"strings"
 
 	"github.com/google/nftables"
 	"github.com/google/nftables/binaryutil"
 	"github.com/google/nftables/expr"
-	"github.com/google/nftables/userdata"
 	"golang.org/x/sys/unix"
+
+	"github.com/berth-project/berth/cni/internal/nftrule"
 )
 
 // The rules live in two tables of our own, "ip berth-portmap" and
@@ -31,7 +29,7 @@ import (
 
 const tableName = "berth-portmap"
 
-var families = []nftables.TableFamily{nftables.TableFamilyIPv4, nftables.TableFamilyIPv6}
+var families = nftrule.Families
 
 type chainSpec struct {
 	name     string
@@ -46,15 +44,10 @@ var (
 	chainSpecs  = []chainSpec{prerouting, output, postrouting}
 )
 
-func digest(s string) string {
-	h := sha256.Sum256([]byte(s))
-	return hex.EncodeToString(h[:])
-}
-
-func networkTag(network string) string { return "berth-portmap " + digest(network)[:8] + " " }
+func networkTag(network string) string { return "berth-portmap " + nftrule.Digest(network)[:8] + " " }
 
 func attachmentTag(network, containerID, ifname string) string {
-	return networkTag(network) + digest(containerID + "\x00" + ifname)[:16] + " "
+	return networkTag(network) + nftrule.Digest(containerID + "\x00" + ifname)[:16] + " "
 }
 
 // rule is one rule to install, before it is bound to a table.
@@ -62,53 +55,6 @@ type rule struct {
 	chain chainSpec
 	key   string // what the rule does, in words; its digest ends the comment
 	exprs []expr.Any
-}
-
-func familyOf(ip net.IP) nftables.TableFamily {
-	if ip.To4() != nil {
-		return nftables.TableFamilyIPv4
-	}
-	return nftables.TableFamilyIPv6
-}
-
-func ipBytes(ip net.IP) []byte {
-	if v4 := ip.To4(); v4 != nil {
-		return v4
-	}
-	return ip.To16()
-}
-
-// addrMatch compares the source or destination address with ip/mask.
-func addrMatch(fam nftables.TableFamily, dst bool, n net.IPNet) []expr.Any {
-	var off uint32
-	switch {
-	case fam == nftables.TableFamilyIPv4 && dst:
-		off = 16
-	case fam == nftables.TableFamilyIPv4:
-		off = 12
-	case dst:
-		off = 24
-	default:
-		off = 8
-	}
-	addr := ipBytes(n.IP)
-	l := uint32(len(addr))
-	e := []expr.Any{&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: off, Len: l}}
-	ones, bits := n.Mask.Size()
-	if ones != bits {
-		mask := net.IP(n.Mask)
-		if len(n.Mask) != len(addr) {
-			mask = net.IP(net.CIDRMask(ones, len(addr)*8))
-		}
-		e = append(e, &expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: l, Mask: []byte(mask), Xor: make([]byte, l)})
-		addr = ipBytes(n.IP.Mask(n.Mask))
-	}
-	return append(e, &expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: addr})
-}
-
-func hostNet(ip net.IP) net.IPNet {
-	b := len(ipBytes(ip)) * 8
-	return net.IPNet{IP: ip, Mask: net.CIDRMask(b, b)}
 }
 
 func portMatch(proto string, port uint16) []expr.Any {
@@ -135,8 +81,8 @@ func rules(ms []mapping, addrs []net.IPNet, snat bool) map[nftables.TableFamily]
 	out := map[nftables.TableFamily][]rule{}
 	for _, m := range ms {
 		for _, a := range addrs {
-			fam := familyOf(a.IP)
-			if m.hostIP != nil && familyOf(m.hostIP) != fam {
+			fam := nftrule.FamilyOf(a.IP)
+			if m.hostIP != nil && nftrule.FamilyOf(m.hostIP) != fam {
 				continue
 			}
 			natFamily := uint32(unix.NFPROTO_IPV4)
@@ -146,7 +92,7 @@ func rules(ms []mapping, addrs []net.IPNet, snat bool) map[nftables.TableFamily]
 			// DNAT hostIP:hostPort (any local address without hostIP).
 			var dst []expr.Any
 			if m.hostIP != nil {
-				dst = addrMatch(fam, true, hostNet(m.hostIP))
+				dst = nftrule.AddrMatch(fam, true, nftrule.HostNet(m.hostIP), expr.CmpOpEq)
 			} else {
 				dst = []expr.Any{
 					&expr.Fib{Register: 1, FlagDADDR: true, ResultADDRTYPE: true},
@@ -154,7 +100,7 @@ func rules(ms []mapping, addrs []net.IPNet, snat bool) map[nftables.TableFamily]
 				}
 			}
 			dnat := append(append(dst, portMatch(m.proto, m.hostPort)...),
-				&expr.Immediate{Register: 1, Data: ipBytes(a.IP)},
+				&expr.Immediate{Register: 1, Data: nftrule.IPBytes(a.IP)},
 				&expr.Immediate{Register: 2, Data: binaryutil.BigEndian.PutUint16(m.containerPort)},
 				&expr.NAT{Type: expr.NATTypeDestNAT, Family: natFamily, RegAddrMin: 1, RegProtoMin: 2, Specified: true},
 			)
@@ -166,14 +112,14 @@ func rules(ms []mapping, addrs []net.IPNet, snat bool) map[nftables.TableFamily]
 			// Hairpin: a container of the subnet reaching this one through
 			// a host address must see the reply come from the host.
 			subnet := net.IPNet{IP: a.IP.Mask(a.Mask), Mask: a.Mask}
-			to := append(addrMatch(fam, true, hostNet(a.IP)), portMatch(m.proto, m.containerPort)...)
-			hairpin := append(append(append(addrMatch(fam, false, subnet), to...), ctDNATed()...), &expr.Masq{})
+			to := append(nftrule.AddrMatch(fam, true, nftrule.HostNet(a.IP), expr.CmpOpEq), portMatch(m.proto, m.containerPort)...)
+			hairpin := append(append(append(nftrule.AddrMatch(fam, false, subnet, expr.CmpOpEq), to...), ctDNATed()...), &expr.Masq{})
 			out[fam] = append(out[fam], rule{postrouting, "hairpin " + key, hairpin})
 
 			// Loopback: connections from 127.0.0.0/8 leave with the
 			// bridge's address (IPv6 cannot route ::1 out at all).
 			if snat && fam == nftables.TableFamilyIPv4 && (m.hostIP == nil || m.hostIP.IsLoopback()) {
-				lo := append(append(append(addrMatch(fam, false, net.IPNet{IP: net.IPv4(127, 0, 0, 0).To4(), Mask: net.CIDRMask(8, 32)}), to...), ctDNATed()...), &expr.Masq{})
+				lo := append(append(append(nftrule.AddrMatch(fam, false, net.IPNet{IP: net.IPv4(127, 0, 0, 0).To4(), Mask: net.CIDRMask(8, 32)}, expr.CmpOpEq), to...), ctDNATed()...), &expr.Masq{})
 				out[fam] = append(out[fam], rule{postrouting, "loopback " + key, lo})
 			}
 		}
@@ -181,67 +127,36 @@ func rules(ms []mapping, addrs []net.IPNet, snat bool) map[nftables.TableFamily]
 	return out
 }
 
-func comment(tag, key string) []byte {
-	return userdata.AppendString(nil, userdata.TypeComment, tag+digest(key)[:12])
-}
+func comment(tag, key string) []byte { return nftrule.Comment(tag + nftrule.Digest(key)[:12]) }
 
-func ruleComment(r *nftables.Rule) string {
-	s, _ := userdata.GetString(r.UserData, userdata.TypeComment)
-	return s
-}
-
-func newConn() (*nftables.Conn, error) { return nftables.New() }
-
-// table returns our table of a family, or nil when there is none.
-func table(c *nftables.Conn, fam nftables.TableFamily) (*nftables.Table, error) {
-	ts, err := c.ListTablesOfFamily(fam)
+// newConn opens one netlink connection for a whole command: a command
+// closes it once, at its end. (Closing a connection to nftables waits for
+// an RCU grace period when a transaction was committed shortly before, by
+// this command or another, so every short-lived connection can cost
+// milliseconds.)
+func newConn() (*nftables.Conn, error) {
+	c, err := nftables.New(nftables.AsLasting())
 	if err != nil {
-		return nil, fmt.Errorf("portmap: list nftables tables: %w", err)
+		return nil, fmt.Errorf("portmap: nftables: %w", err)
 	}
-	for _, t := range ts {
-		if t.Name == tableName {
-			return t, nil
-		}
-	}
-	return nil, nil
+	return c, nil
 }
+
+var chainNames = []string{prerouting.name, output.name, postrouting.name}
 
 // ourRules lists the rules of our table of a family whose comment starts
-// with prefix and for which keep (if not nil) is false.
+// with prefix.
 func ourRules(c *nftables.Conn, fam nftables.TableFamily, prefix string) ([]*nftables.Rule, error) {
-	t, err := table(c, fam)
-	if err != nil || t == nil {
-		return nil, err
-	}
-	chains, err := c.ListChainsOfTableFamily(fam)
+	rs, err := nftrule.Find(c, fam, tableName, chainNames, prefix)
 	if err != nil {
-		return nil, fmt.Errorf("portmap: list nftables chains: %w", err)
+		return nil, fmt.Errorf("portmap: %w", err)
 	}
-	var out []*nftables.Rule
-	for _, ch := range chains {
-		if ch.Table.Name != tableName {
-			continue
-		}
-		rs, err := c.GetRules(t, ch)
-		if err != nil {
-			return nil, fmt.Errorf("portmap: list rules of chain %s: %w", ch.Name, err)
-		}
-		for _, r := range rs {
-			if strings.HasPrefix(ruleComment(r), prefix) {
-				out = append(out, r)
-			}
-		}
-	}
-	return out, nil
+	return rs, nil
 }
 
-// install replaces the attachment's rules with want, one transaction per
-// family; when a family fails, the rules of the others are removed again.
-func install(tag string, want map[nftables.TableFamily][]rule) error {
-	c, err := newConn()
-	if err != nil {
-		return fmt.Errorf("portmap: nftables: %w", err)
-	}
+// install replaces the attachment's rules with want, in one transaction
+// for both families.
+func install(c *nftables.Conn, tag string, want map[nftables.TableFamily][]rule) error {
 	for _, fam := range families {
 		old, err := ourRules(c, fam, tag)
 		if err != nil {
@@ -263,56 +178,26 @@ func install(tag string, want map[nftables.TableFamily][]rule) error {
 		for _, r := range want[fam] {
 			c.AddRule(&nftables.Rule{Table: t, Chain: chains[r.chain.name], Exprs: r.exprs, UserData: comment(tag, r.key)})
 		}
-		if err := c.Flush(); err != nil {
-			err = fmt.Errorf("portmap: install nftables rules: %w", err)
-			if rerr := remove(tag); rerr != nil {
-				err = fmt.Errorf("%w (and removing the others: %v)", err, rerr)
-			}
-			return err
-		}
+	}
+	if err := c.Flush(); err != nil {
+		return fmt.Errorf("portmap: install nftables rules: %w", err)
 	}
 	return nil
 }
 
-// remove deletes the rules whose comment starts with prefix and whose
-// attachment keep (if not nil) does not name.
-func removeIf(prefix string, drop func(comment string) bool) error {
-	c, err := newConn()
-	if err != nil {
-		return fmt.Errorf("portmap: nftables: %w", err)
-	}
-	for _, fam := range families {
-		rs, err := ourRules(c, fam, prefix)
-		if err != nil {
-			return err
-		}
-		n := 0
-		for _, r := range rs {
-			if drop == nil || drop(ruleComment(r)) {
-				if err := c.DelRule(r); err != nil {
-					return err
-				}
-				n++
-			}
-		}
-		if n == 0 {
-			continue
-		}
-		if err := c.Flush(); err != nil {
-			return fmt.Errorf("portmap: delete nftables rules: %w", err)
-		}
+// removeIf deletes, in one transaction, the rules whose comment starts
+// with prefix and for which drop (if not nil) is true.
+func removeIf(c *nftables.Conn, prefix string, drop func(comment string) bool) error {
+	if err := nftrule.Remove(c, tableName, chainNames, prefix, drop); err != nil {
+		return fmt.Errorf("portmap: %w", err)
 	}
 	return nil
 }
 
-func remove(tag string) error { return removeIf(tag, nil) }
+func remove(c *nftables.Conn, tag string) error { return removeIf(c, tag, nil) }
 
 // missing lists the keys of want that have no rule installed.
-func missing(tag string, want map[nftables.TableFamily][]rule) ([]string, error) {
-	c, err := newConn()
-	if err != nil {
-		return nil, fmt.Errorf("portmap: nftables: %w", err)
-	}
+func missing(c *nftables.Conn, tag string, want map[nftables.TableFamily][]rule) ([]string, error) {
 	var out []string
 	for _, fam := range families {
 		if len(want[fam]) == 0 {
@@ -324,10 +209,10 @@ func missing(tag string, want map[nftables.TableFamily][]rule) ([]string, error)
 		}
 		have := map[string]bool{}
 		for _, r := range rs {
-			have[r.Chain.Name+" "+ruleComment(r)] = true
+			have[r.Chain.Name+" "+nftrule.CommentOf(r)] = true
 		}
 		for _, r := range want[fam] {
-			if !have[r.chain.name+" "+string(tag+digest(r.key)[:12])] {
+			if !have[r.chain.name+" "+string(tag+nftrule.Digest(r.key)[:12])] {
 				out = append(out, r.chain.name+": "+r.key)
 			}
 		}

@@ -75,8 +75,11 @@ func add(_ context.Context, args *skel.CmdArgs, w io.Writer) error {
 				return err
 			}
 		}
-		if err := install(attachmentTag(c.Name, args.ContainerID, args.IfName), want); err != nil {
-			return ioError(err)
+		err := withConn(func(conn *nftables.Conn) error {
+			return install(conn, attachmentTag(c.Name, args.ContainerID, args.IfName), want)
+		})
+		if err != nil {
+			return err
 		}
 	}
 	r, err := prev.GetAsVersion(c.CNIVersion)
@@ -128,10 +131,9 @@ func del(_ context.Context, args *skel.CmdArgs) error {
 	if err != nil {
 		return err
 	}
-	if err := remove(attachmentTag(c.Name, args.ContainerID, args.IfName)); err != nil {
-		return ioError(err)
-	}
-	return nil
+	return withConn(func(conn *nftables.Conn) error {
+		return remove(conn, attachmentTag(c.Name, args.ContainerID, args.IfName))
+	})
 }
 
 func check(_ context.Context, args *skel.CmdArgs) error {
@@ -143,9 +145,13 @@ func check(_ context.Context, args *skel.CmdArgs) error {
 	if err != nil {
 		return err
 	}
-	miss, err := missing(attachmentTag(c.Name, args.ContainerID, args.IfName), rules(ms, containerAddrs(prev), c.snat()))
+	var miss []string
+	err = withConn(func(conn *nftables.Conn) (err error) {
+		miss, err = missing(conn, attachmentTag(c.Name, args.ContainerID, args.IfName), rules(ms, containerAddrs(prev), c.snat()))
+		return err
+	})
 	if err != nil {
-		return ioError(err)
+		return err
 	}
 	if len(miss) > 0 {
 		return types.NewError(types.ErrInternal, "portmap: rules are missing: "+strings.Join(miss, "; "), "")
@@ -157,7 +163,7 @@ func status(_ context.Context, args *skel.CmdArgs) error {
 	if _, err := parseConf(args.StdinData); err != nil {
 		return err
 	}
-	c, err := newConn()
+	c, err := nftables.New()
 	if err == nil {
 		_, err = c.ListTablesOfFamily(nftables.TableFamilyIPv4)
 	}
@@ -176,11 +182,23 @@ func gc(_ context.Context, args *skel.CmdArgs) error {
 	for _, a := range c.ValidAttachments {
 		keep[attachmentTag(c.Name, a.ContainerID, a.IfName)] = true
 	}
-	err = removeIf(networkTag(c.Name), func(comment string) bool {
-		i := strings.LastIndexByte(comment, ' ')
-		return i < 0 || !keep[comment[:i+1]]
+	return withConn(func(conn *nftables.Conn) error {
+		return removeIf(conn, networkTag(c.Name), func(comment string) bool {
+			i := strings.LastIndexByte(comment, ' ')
+			return i < 0 || !keep[comment[:i+1]]
+		})
 	})
+}
+
+// withConn runs f with a netlink connection to nftables that it closes
+// afterwards (once: see newConn), and makes a spec error 5 of f's errors.
+func withConn(f func(*nftables.Conn) error) error {
+	conn, err := newConn()
 	if err != nil {
+		return ioError(err)
+	}
+	defer conn.CloseLasting()
+	if err := f(conn); err != nil {
 		return ioError(err)
 	}
 	return nil

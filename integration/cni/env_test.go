@@ -3,12 +3,9 @@ package cni
 import (
 	"context"
 	"encoding/json"
-	"errors"
-	"fmt"
 	"math/rand/v2"
 	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -22,6 +19,7 @@ import (
 	"github.com/vishvananda/netlink"
 
 	"github.com/berth-project/berth/integration/testenv"
+	"github.com/berth-project/berth/integration/testenv/netenv"
 )
 
 // referenceDir holds the reference plugins.
@@ -50,7 +48,7 @@ func reference(t *testing.T, name string) string {
 // the mix of plugins the test chose, by type; and a bridge, network name,
 // subnet and IPAM data directory of its own.
 type world struct {
-	host    ns.NetNS
+	host    *netenv.Host
 	cni     *libcni.CNIConfig
 	bridge  string
 	network string
@@ -62,34 +60,25 @@ type world struct {
 func newWorld(t *testing.T, plugins map[string]string) *world {
 	t.Helper()
 	testenv.RequireRoot(t)
-	testenv.Require(t, testenv.Program("ip"), testenv.Program("iptables"), testenv.Program("busybox"))
+	testenv.Require(t, testenv.Program("ip"), testenv.Program("iptables"), testenv.Program("nft"), testenv.Program("busybox"))
 	dir := t.TempDir()
 	for typ, bin := range plugins {
 		if err := os.Symlink(bin, filepath.Join(dir, typ)); err != nil {
 			t.Fatal(err)
 		}
 	}
-	w := &world{
-		host: testenv.NetNS(t),
+	return &world{
+		host: netenv.NewHost(t, nil),
 		// An explicit exec: libcni fills in a missing one lazily, which
 		// races when a runtime (or TestConcurrentAttachments) calls it
 		// from several goroutines at once.
 		cni: libcni.NewCNIConfigWithCacheDir([]string{dir}, t.TempDir(),
 			&invoke.DefaultExec{RawExec: &invoke.RawExec{Stderr: os.Stderr}, PluginDecoder: version.PluginDecoder{}}),
-		bridge:  fmt.Sprintf("bi%08x", rand.Uint32()),
-		network: fmt.Sprintf("bi-net-%08x", rand.Uint32()),
+		bridge:  netenv.RandomName("bi"),
+		network: netenv.RandomName("bi-net-"),
 		subnet:  &net.IPNet{IP: net.IPv4(10, 99, byte(rand.IntN(250)+2), 0).To4(), Mask: net.CIDRMask(24, 32)},
 		dataDir: t.TempDir(),
 	}
-	t.Cleanup(func() {
-		w.host.Do(func(ns.NetNS) error {
-			if l, err := netlink.LinkByName(w.bridge); err == nil {
-				netlink.LinkDel(l)
-			}
-			return nil
-		})
-	})
-	return w
 }
 
 // list is a configuration list: the bridge over host-local with e's
@@ -129,9 +118,7 @@ func anySlice(ms []map[string]any) []any {
 }
 
 // in runs f in the host namespace, where the runtime runs the plugins.
-func (w *world) in(f func() error) error {
-	return w.host.Do(func(ns.NetNS) error { return f() })
-}
+func (w *world) in(f func() error) error { return w.host.In(f) }
 
 func rt(id string, n ns.NetNS) *libcni.RuntimeConf {
 	return &libcni.RuntimeConf{ContainerID: id, NetNS: n.Path(), IfName: "eth0"}
@@ -165,40 +152,28 @@ func (w *world) del(t *testing.T, l *libcni.NetworkConfigList, id string, n ns.N
 	}
 }
 
-// assertClean checks that no veth, allocation or nat rule is left.
+// assertClean checks that no veth, allocation or NAT rule is left. The
+// reference portmap keeps its shared CNI-HOSTPORT-* chains by design; the
+// chains of an attachment (CNI-DN-*) must go.
 func (w *world) assertClean(t *testing.T) {
 	t.Helper()
-	err := w.in(func() error {
-		links, err := netlink.LinkList()
-		for _, l := range links {
-			if l.Type() == "veth" {
-				t.Errorf("veth %s left in the host", l.Attrs().Name)
-			}
+	for _, v := range netenv.Veths(t, w.host) {
+		if strings.HasPrefix(v, "veth") {
+			t.Errorf("veth %s left in the host", v)
 		}
-		return err
-	})
-	if err != nil {
-		t.Fatal(err)
 	}
-	des, err := os.ReadDir(filepath.Join(w.dataDir, w.network))
-	if err != nil && !errors.Is(err, os.ErrNotExist) {
-		t.Fatal(err)
-	}
-	for _, de := range des {
-		if net.ParseIP(de.Name()) != nil {
-			t.Errorf("address %s left allocated", de.Name())
-		}
+	for _, a := range netenv.Allocations(t, filepath.Join(w.dataDir, w.network)) {
+		t.Errorf("address %s left allocated", a)
 	}
 	for _, cmd := range []string{"iptables", "ip6tables"} {
-		out, err := exec.Command("ip", "netns", "exec", filepath.Base(w.host.Path()), cmd, "-t", "nat", "-S").CombinedOutput()
-		if err != nil {
-			t.Fatalf("%s: %v\n%s", cmd, err, out)
-		}
-		for _, l := range strings.Split(strings.TrimSpace(string(out)), "\n") {
-			if !strings.HasPrefix(l, "-P ") {
-				t.Errorf("%s nat rule left: %s", cmd, l)
+		for _, r := range netenv.NATRules(t, w.host, cmd) {
+			if !strings.Contains(r, "CNI-HOSTPORT-") || strings.Contains(r, "CNI-DN-") {
+				t.Errorf("%s nat rule left: %s", cmd, r)
 			}
 		}
+	}
+	for _, r := range netenv.NFTRules(t, w.host, "berth-") {
+		t.Errorf("nftables rule left: %s", r)
 	}
 }
 
@@ -231,8 +206,7 @@ func (w *world) assertAttached(t *testing.T, r *types100.Result, n ns.NetNS) {
 
 func ping(t *testing.T, from ns.NetNS, addr net.IP) {
 	t.Helper()
-	out, err := exec.Command("ip", "netns", "exec", filepath.Base(from.Path()), "busybox", "ping", "-c1", "-W2", addr.String()).CombinedOutput()
-	if err != nil {
-		t.Errorf("ping %s from %s: %v\n%s", addr, filepath.Base(from.Path()), err, out)
+	if err := netenv.Ping(from, addr); err != nil {
+		t.Error(err)
 	}
 }
