@@ -55,19 +55,25 @@ func Group(bundle, id string) string {
 	return id
 }
 
-// SocketPath is the shim's socket for a group: unique per containerd
-// address, namespace and group, short enough for a unix socket path.
-func SocketPath(address, namespace, group string) string {
+// SocketPath is the shim's socket in dir for a group: unique per
+// containerd address, namespace and group, short enough for a unix socket
+// path.
+func SocketPath(dir, address, namespace, group string) string {
 	sum := sha256.Sum256([]byte(filepath.Join(address, namespace, group)))
-	return filepath.Join(SocketDir, hex.EncodeToString(sum[:])[:32])
+	return filepath.Join(dir, hex.EncodeToString(sum[:])[:32])
 }
 
 // Start returns the address of the shim serving the container, spawning
-// it if no shim of the container's group runs yet. self is this binary;
-// serveArgs are the arguments that make it serve.
-func Start(a Args, self string, serveArgs []string) (string, error) {
+// it if no shim of the container's group runs yet; p is what the manager
+// sent besides the flags. self is this binary; serveArgs are the arguments
+// that make it serve.
+func Start(a Args, p *Params, self string, serveArgs []string) (string, error) {
+	dir := p.SocketDir
+	if dir == "" {
+		dir = SocketDir
+	}
 	group := Group(a.Bundle, a.ID)
-	sock := SocketPath(a.Address, a.Namespace, group)
+	sock := SocketPath(dir, a.Address, a.Namespace, group)
 	addr := "unix://" + sock
 	if group != a.ID {
 		if conn, err := dial(sock); err == nil {
@@ -75,7 +81,11 @@ func Start(a Args, self string, serveArgs []string) (string, error) {
 			return addr, writeAddress(a.Bundle, addr)
 		}
 	}
-	if err := os.MkdirAll(SocketDir, 0o711); err != nil {
+	cgroup, err := p.ShimCgroup()
+	if err != nil {
+		return "", err
+	}
+	if err := os.MkdirAll(dir, 0o711); err != nil {
 		return "", err
 	}
 	l, err := listen(sock)
@@ -96,12 +106,25 @@ func Start(a Args, self string, serveArgs []string) (string, error) {
 	cmd.Dir = a.Bundle
 	cmd.ExtraFiles = []*os.File{f}
 	cmd.Env = serverEnv(os.Environ())
+	if p.TTRPCAddress != "" {
+		// containerd 2.3 passes it in BootstrapParams (and, for now, in
+		// the environment too); the server reads it from the environment.
+		cmd.Env = append(cmd.Env, EnvTTRPCAddress+"="+p.TTRPCAddress)
+	}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {
 		os.Remove(sock)
 		return "", fmt.Errorf("spawn shim server: %w", err)
 	}
 	pid := cmd.Process.Pid
+	if cgroup != "" {
+		if err := joinCgroup(cgroupRoots(), cgroup, pid); err != nil {
+			_ = cmd.Process.Kill()
+			_ = cmd.Wait()
+			os.Remove(sock)
+			return "", err
+		}
+	}
 	_ = cmd.Process.Release()
 	if err := os.WriteFile(filepath.Join(a.Bundle, "shim.pid"), []byte(strconv.Itoa(pid)), 0o644); err != nil {
 		return "", err

@@ -28,9 +28,9 @@ func TestGroup(t *testing.T) {
 }
 
 func TestSocketPath(t *testing.T) {
-	a := SocketPath("/run/containerd/containerd.sock", "default", "c1")
-	b := SocketPath("/run/containerd/containerd.sock", "other", "c1")
-	c := SocketPath("/run/containerd/containerd.sock", "default", "c2")
+	a := SocketPath(SocketDir, "/run/containerd/containerd.sock", "default", "c1")
+	b := SocketPath(SocketDir, "/run/containerd/containerd.sock", "other", "c1")
+	c := SocketPath(SocketDir, "/run/containerd/containerd.sock", "default", "c2")
 	if a == b || a == c || b == c {
 		t.Fatalf("socket paths collide: %s %s %s", a, b, c)
 	}

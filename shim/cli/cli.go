@@ -14,7 +14,6 @@ import (
 	"path/filepath"
 	"syscall"
 
-	taskapi "github.com/containerd/containerd/api/runtime/task/v2"
 	"github.com/containerd/log"
 	"github.com/containerd/ttrpc"
 
@@ -63,19 +62,9 @@ func Main(ctx context.Context, args []string) int {
 	}
 	switch cmd := fs.Arg(0); cmd {
 	case "start":
-		self, err := os.Executable()
-		if err != nil {
+		if err := start(a); err != nil {
 			return fail(err)
 		}
-		serve := []string{"-namespace", a.Namespace, "-id", a.ID, "-address", a.Address}
-		if a.Debug {
-			serve = append(serve, "-debug")
-		}
-		addr, err := bootstrap.Start(a, self, append(serve, "serve"))
-		if err != nil {
-			return fail(err)
-		}
-		fmt.Print(addr)
 		return 0
 	case "delete":
 		out, err := bootstrap.Delete(ctx, a)
@@ -92,6 +81,41 @@ func Main(ctx context.Context, args []string) int {
 	default:
 		return fail(fmt.Errorf("unknown command %q: use start or delete", cmd))
 	}
+}
+
+// start spawns or finds the server and answers the manager in the form it
+// asked for (see bootstrap.Form).
+func start(a bootstrap.Args) error {
+	var stdin io.Reader = os.Stdin
+	if fi, err := os.Stdin.Stat(); err == nil && fi.Mode()&os.ModeCharDevice != 0 {
+		stdin = nil // a terminal (or /dev/null): nothing sent
+	}
+	p, err := bootstrap.ReadParams(stdin, os.Getenv, a.ID, a.Namespace)
+	if err != nil {
+		return err
+	}
+	a.Debug = a.Debug || p.Debug
+	if a.Address == "" {
+		a.Address = p.GRPCAddress
+	}
+	self, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	serve := []string{"-namespace", a.Namespace, "-id", a.ID, "-address", a.Address}
+	if a.Debug {
+		serve = append(serve, "-debug")
+	}
+	addr, err := bootstrap.Start(a, p, self, append(serve, "serve"))
+	if err != nil {
+		return err
+	}
+	reply, err := p.Reply(addr)
+	if err != nil {
+		return err
+	}
+	_, err = os.Stdout.Write(reply)
+	return err
 }
 
 func fail(err error) int {
@@ -131,7 +155,7 @@ func serve(ctx context.Context, a bootstrap.Args) error {
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	svc := task.New(a.Namespace, logger, r, pub, cancel)
-	taskapi.RegisterTTRPCTaskService(server, svc)
+	task.Register(server, svc)
 	go func() {
 		<-ctx.Done()
 		_ = server.Close()

@@ -25,6 +25,9 @@ type container struct {
 	mounted    bool
 
 	init *process.Process
+	// starting is held while Start starts the init and publishes its
+	// start event, which must reach containerd before the exit event.
+	starting sync.Mutex
 
 	mu    sync.Mutex
 	execs map[string]*process.Process

@@ -199,6 +199,10 @@ func (s *Service) createInit(ctx context.Context, c *container, req *taskapi.Cre
 func (s *Service) awaitExit(c *container, p *process.Process, watch <-chan reaper.Exit) {
 	e := <-watch
 	if p.ID == "" {
+		// An init that exits at once may do so before Start has published
+		// its start event, and containerd wants start before exit.
+		c.starting.Lock()
+		c.starting.Unlock()
 		c.mu.Lock()
 		execs := make([]*process.Process, 0, len(c.execs))
 		for _, x := range c.execs {
@@ -237,6 +241,8 @@ func (s *Service) Start(ctx context.Context, req *taskapi.StartRequest) (*taskap
 		return nil, wire(err)
 	}
 	if req.ExecID == "" {
+		c.starting.Lock()
+		defer c.starting.Unlock()
 		err = p.Transition("start", process.Running, func() error { return c.rt.Start(ctx, c.id, c.bundle) }, process.Created)
 		if err != nil {
 			return nil, wire(err)
