@@ -5,6 +5,7 @@ PREFIX    ?= /usr/local
 BINDIR    ?= $(PREFIX)/bin
 GO        ?= go
 VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+GIT_COMMIT ?= $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
 # libcontainer's seccomp support is behind the "seccomp" build tag (cgo, libseccomp).
 # netgo/osusergo keep glibc's NSS out of the static binary.
 GOTAGS    ?= seccomp netgo osusergo
@@ -12,16 +13,22 @@ GOTAGS    ?= seccomp netgo osusergo
 # `init` in the new namespaces); without the dynamic loader each start saves
 # its symbol resolution.
 LDFLAGS   := -s -w -X github.com/berth-project/berth/runtime/cli.Version=$(VERSION) -linkmode external -extldflags -static
+# berthd, berth and berth-snapshotter report these in `berth version`; -X is a
+# no-op for binaries that do not link the package.
+VERSION_LDFLAGS := -X github.com/berth-project/berth/manager/version.Version=$(VERSION) \
+	-X github.com/berth-project/berth/manager/version.GitCommit=$(GIT_COMMIT) \
+	-X github.com/berth-project/berth/snapshotter/cli.Version=$(VERSION)
 GOFLAGS_BUILD := -trimpath -tags '$(GOTAGS)' -ldflags '$(LDFLAGS)'
 
-BINARIES  := berth-runtime containerd-shim-berth-v2 berth-snapshotter
+BINARIES  := berth-runtime containerd-shim-berth-v2 berth-snapshotter berthd berth
 # CNI plugins are named by their type and live where runtimes look for them.
 CNI_PLUGINS := bridge host-local loopback portmap
 CNI_BINDIR  ?= /opt/cni/bin
 TESTFLAGS ?= -count=1 -timeout 30m
 DEMO_DIR  ?= /tmp/berth-demo
+SYSTEMD_UNITDIR ?= /etc/systemd/system
 
-.PHONY: all build install uninstall test test-oracle test-unit test-integration test-images bench demo lint clean help
+.PHONY: all build install install-systemd uninstall test test-oracle test-unit test-integration test-images bench demo lint clean help protos check-protos
 
 all: build ## build every binary into bin/
 
@@ -32,7 +39,7 @@ bin/berth-runtime: FORCE
 	$(GO) build $(GOFLAGS_BUILD) -o $@ ./cmd/berth-runtime
 
 bin/%: FORCE
-	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '-s -w' -o $@ ./cmd/$*
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '-s -w $(VERSION_LDFLAGS)' -o $@ ./cmd/$*
 
 FORCE:
 
@@ -41,14 +48,20 @@ install: build ## install the binaries into $(BINDIR) (PREFIX=/usr/local) and th
 	install -m 0755 $(addprefix bin/,$(BINARIES)) $(DESTDIR)$(BINDIR)/
 	install -m 0755 $(addprefix bin/,$(CNI_PLUGINS)) $(DESTDIR)$(CNI_BINDIR)/
 
-uninstall: ## remove the installed binaries
+uninstall: ## remove the installed binaries (and the systemd unit, if installed)
 	rm -f $(addprefix $(DESTDIR)$(BINDIR)/,$(BINARIES)) $(addprefix $(DESTDIR)$(CNI_BINDIR)/,$(CNI_PLUGINS))
+	rm -f $(DESTDIR)$(SYSTEMD_UNITDIR)/berthd.service
+
+install-systemd: ## install contrib/systemd/berthd.service (then: systemctl daemon-reload && systemctl enable --now berthd)
+	install -d $(DESTDIR)$(SYSTEMD_UNITDIR)
+	sed 's|^ExecStart=/usr/local/bin/berthd|ExecStart=$(BINDIR)/berthd|' contrib/systemd/berthd.service > $(DESTDIR)$(SYSTEMD_UNITDIR)/berthd.service
+	chmod 0644 $(DESTDIR)$(SYSTEMD_UNITDIR)/berthd.service
 
 # Packages whose tests use the -test.root gate get the flag; the rest run plain.
 ROOT_PKGS = $(shell $(GO) list -f '{{.ImportPath}} {{join .TestImports " "}} {{join .XTestImports " "}}' ./... | awk '/integration\/testenv/ {print $$1}')
 PLAIN_PKGS = $(filter-out $(ROOT_PKGS),$(shell $(GO) list ./...))
 
-test: build ## run unit and integration tests, root tests enabled, and the runtime suite against runc (needs root)
+test: build check-protos ## run unit and integration tests, root tests enabled, and the runtime suite against runc (needs root)
 	$(GO) vet -tags '$(GOTAGS)' ./...
 	$(GO) test -tags '$(GOTAGS)' $(TESTFLAGS) $(PLAIN_PKGS)
 	$(GO) test -tags '$(GOTAGS)' $(TESTFLAGS) -p 1 $(ROOT_PKGS) -args -test.root
@@ -65,15 +78,53 @@ test-images: ## write the test image forms into _output/
 	$(GO) run ./hack/mkimage -bundle _output/bundle -oci-layout _output/oci-layout \
 		-oci-archive _output/berth-test.oci.tar -docker-archive _output/berth-test.docker.tar
 
-bench: build ## benchmark berth-runtime vs runc and the shim vs containerd-shim-runc-v2, side by side (prints ratios)
+bench: build ## benchmark each part against its counterpart side by side (runtime, shim, CNI, snapshotter, pull; prints ratios)
 	$(GO) run ./hack/bench runtime -runtime bin/berth-runtime
 	$(GO) run ./hack/bench shim -shim-dir bin
+	$(GO) run ./hack/bench cni -plugin-dir bin
+	$(GO) run ./hack/bench snapshot -snapshotter bin/berth-snapshotter
+	$(GO) run ./hack/bench pull
 
-demo: build ## run a container from a bundle with berth-runtime
+demo: build ## run a container from a bundle with berth-runtime; start berthd and ask it with berth version and berth info
 	rm -rf $(DEMO_DIR)
 	$(GO) run ./hack/mkimage -bundle $(DEMO_DIR) -- sh -c 'echo "hello from a berth container: $$(hostname), $$(cat /etc/berth-release)"; id'
 	bin/berth-runtime run --bundle $(DEMO_DIR) berth-demo-$$$$
 	rm -rf $(DEMO_DIR)
+	@# A berthd of the demo's own (root, state and socket in $(DEMO_DIR)-daemon), so
+	@# that it runs beside a berthd already serving; stopped by its PID at the end.
+	@d=$(DEMO_DIR)-daemon; rm -rf $$d; mkdir -p $$d; host=unix://$$d/run/berthd.sock; \
+	echo "+ bin/berthd --root $$d/root --state $$d/run -H $$host &"; \
+	bin/berthd --root $$d/root --state $$d/run -H $$host 2>$$d/berthd.log & pid=$$!; \
+	trap 'kill -TERM '$$pid' 2>/dev/null; wait '$$pid'; rm -rf '$$d EXIT; \
+	for i in $$(seq 100); do [ -S $$d/run/berthd.sock ] && break; kill -0 $$pid 2>/dev/null || break; sleep 0.1; done; \
+	[ -S $$d/run/berthd.sock ] || { echo "berthd did not start:"; cat $$d/berthd.log; exit 1; }; \
+	echo "+ bin/berth -H $$host version"; bin/berth -H $$host version && \
+	echo "+ bin/berth -H $$host info" && bin/berth -H $$host info && \
+	echo "+ kill -TERM $$pid (berthd)"
+
+# berth's API: each .proto under proto/ with its generated Go beside it.
+# protoc is Debian's protobuf-compiler (hack/deps.sh), the well-known types
+# come from libprotobuf-dev, and the two plugins are the versions go.mod pins
+# as tools, built into a temporary directory.
+PROTOC        ?= protoc
+PROTO_INCLUDE ?= /usr/include
+PROTO_DIR     ?= proto
+
+protos: ## regenerate the Go code of proto/ from its .proto files
+	@tools=$$(mktemp -d) && trap 'rm -rf "$$tools"' EXIT && \
+	$(GO) build -o "$$tools/" google.golang.org/protobuf/cmd/protoc-gen-go github.com/containerd/ttrpc/cmd/protoc-gen-go-ttrpc && \
+	cd $(PROTO_DIR) && files=$$(find . -name '*.proto' | sed 's|^\./||' | LC_ALL=C sort) && \
+	echo protoc $$files && \
+	$(PROTOC) -I . -I $(PROTO_INCLUDE) \
+		--plugin=protoc-gen-go="$$tools/protoc-gen-go" --go_out=. --go_opt=paths=source_relative \
+		--plugin=protoc-gen-go-ttrpc="$$tools/protoc-gen-go-ttrpc" --go-ttrpc_out=. --go-ttrpc_opt=paths=source_relative \
+		$$files
+
+check-protos: ## fail if regenerating proto/ would change the committed generated code
+	@tmp=$$(mktemp -d) && trap 'rm -rf "$$tmp"' EXIT && \
+	cp -r proto "$$tmp/" && find "$$tmp/proto" -name '*.pb.go' -delete && \
+	$(MAKE) --no-print-directory protos PROTO_DIR="$$tmp/proto" >/dev/null && \
+	if ! diff -r proto "$$tmp/proto"; then echo "check-protos: the generated code in proto/ is stale: run 'make protos'" >&2; exit 1; fi
 
 lint: ## gofmt and go vet
 	@test -z "$$(gofmt -l $$(git ls-files '*.go' | grep -v '\.pb\.go$$'))" || { gofmt -l $$(git ls-files '*.go'); exit 1; }

@@ -1,0 +1,101 @@
+package daemon
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/containerd/ttrpc"
+
+	"github.com/berth-project/berth/manager/log"
+	"github.com/berth-project/berth/manager/server"
+	imagesv1 "github.com/berth-project/berth/proto/services/images/v1"
+)
+
+// Services are the services cmd/berthd wires in beside the daemon's own
+// (system, events).
+type Services struct {
+	// Images is the image service; nil serves none (its calls answer
+	// Unimplemented) and reports no images.
+	Images imagesv1.ImagesService
+}
+
+// Serve serves the API on the socket until ctx ends, then shuts down in
+// order: it stops accepting connections (the socket goes), ends event
+// subscriptions, lets the calls in flight finish (up to the shutdown
+// timeout, after which their connections are closed), and returns. Close
+// the daemon after. systemd is told when the daemon is ready and when it
+// stops.
+func (d *Daemon) Serve(ctx context.Context, svc Services) error {
+	l, err := listen(d.socket, d.cfg.Group)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", d.cfg.Host, err)
+	}
+	calls := server.NewCalls()
+	srv, err := ttrpc.NewServer(ttrpc.WithUnaryServerInterceptor(calls.Unary))
+	if err != nil {
+		l.Close()
+		return fmt.Errorf("ttrpc server: %w", err)
+	}
+	sys := server.SystemConfig{
+		ID:                 d.id,
+		Root:               d.cfg.Root,
+		State:              d.cfg.State,
+		Debug:              d.cfg.LogLevel == "debug",
+		InsecureRegistries: d.InsecureRegistries(),
+		Snapshots:          d.snapshots,
+	}
+	if svc.Images != nil {
+		sys.Images = svc.Images
+	}
+	server.Register(srv, calls, server.Services{
+		System: server.NewSystem(sys),
+		Events: server.NewEvents(d.broker),
+		Images: svc.Images,
+	})
+
+	// Calls are not cancelled by the signal that stops the daemon: the
+	// shutdown below lets them finish.
+	serveCtx := context.WithoutCancel(ctx)
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(serveCtx, l) }()
+	log.L(ctx).Info("serving", "host", d.cfg.Host, "snapshotter", d.snapshots.Address(), "backend", d.snapshots.Backend())
+	if err := sdNotify("READY=1"); err != nil {
+		log.L(ctx).Warn("cannot tell systemd the daemon is ready", "error", err)
+	}
+
+	serveReturned := false
+	select {
+	case <-ctx.Done():
+		log.L(ctx).Info("shutting down", "reason", context.Cause(ctx))
+		err = nil
+	case err = <-errc:
+		serveReturned = true
+		err = fmt.Errorf("serve: %w", err)
+		log.L(ctx).Error("the server failed; shutting down", "error", err)
+	}
+	if nerr := sdNotify("STOPPING=1"); nerr != nil {
+		log.L(ctx).Warn("cannot tell systemd the daemon is stopping", "error", nerr)
+	}
+	// Stop accepting: closing the listener also removes the socket, so a
+	// client sees at once that the daemon is going.
+	l.Close()
+	// Subscriptions never finish by themselves: end them, then wait for
+	// the calls in flight.
+	d.broker.Close()
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), d.cfg.ShutdownTimeout)
+	defer cancel()
+	if werr := calls.Wait(sctx); werr != nil {
+		log.L(ctx).Warn("calls still in flight after the shutdown timeout; closing their connections", "timeout", d.cfg.ShutdownTimeout)
+	}
+	// Every call has answered: what Shutdown finds are idle connections.
+	if serr := srv.Shutdown(sctx); serr != nil {
+		log.L(ctx).Debug("shutdown", "error", serr)
+	}
+	srv.Close()
+	if !serveReturned {
+		// Serve returns the Accept error of the closed listener, which is
+		// no failure.
+		<-errc
+	}
+	return err
+}
