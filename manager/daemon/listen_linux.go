@@ -6,12 +6,11 @@ import (
 	"net"
 	"os"
 	"os/user"
-	"path/filepath"
 	"strconv"
-	"syscall"
-	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/berth-project/berth/internal/unixsock"
 )
 
 // listen makes the API socket at path: mode 0660, owned by root and by
@@ -26,26 +25,7 @@ func listen(path, group string) (net.Listener, error) {
 			return nil, err
 		}
 	}
-	if err := os.MkdirAll(filepath.Dir(path), 0o711); err != nil {
-		return nil, fmt.Errorf("socket directory: %w", err)
-	}
-	if fi, err := os.Lstat(path); err == nil {
-		if fi.Mode().Type() != os.ModeSocket {
-			return nil, fmt.Errorf("%s exists and is not a socket", path)
-		}
-		if c, err := net.DialTimeout("unix", path, time.Second); err == nil {
-			c.Close()
-			return nil, fmt.Errorf("%s is served by another process (another berthd?)", path)
-		}
-		if err := os.Remove(path); err != nil {
-			return nil, fmt.Errorf("remove the stale socket: %w", err)
-		}
-	}
-	// The umask makes the socket 0660 from the start: a chmod after bind
-	// would leave a moment when anyone could connect.
-	old := syscall.Umask(0o117)
-	l, err := net.Listen("unix", path)
-	syscall.Umask(old)
+	l, err := unixsock.Listen(path)
 	if err != nil {
 		return nil, err
 	}

@@ -18,6 +18,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/berth-project/berth/integration/testenv"
+	"github.com/berth-project/berth/internal/unixsock"
 	"github.com/berth-project/berth/snapshotter"
 	"github.com/berth-project/berth/snapshotter/proxy"
 )
@@ -196,14 +197,14 @@ func TestListenStale(t *testing.T) {
 	}
 	l.(*net.UnixListener).SetUnlinkOnClose(false)
 	l.Close()
-	l, err = listen(sock)
+	l, err = unixsock.Listen(sock)
 	if err != nil {
 		t.Fatalf("over a stale socket: %v", err)
 	}
 	l.Close()
 	file := filepath.Join(dir, "file")
 	os.WriteFile(file, nil, 0o600)
-	if _, err := listen(file); err == nil || !strings.Contains(err.Error(), "not a socket") {
+	if _, err := unixsock.Listen(file); err == nil || !strings.Contains(err.Error(), "not a socket") {
 		t.Errorf("over a file: %v", err)
 	}
 }

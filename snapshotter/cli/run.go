@@ -5,16 +5,15 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"os"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/containerd/ttrpc"
 	"google.golang.org/grpc"
 
+	"github.com/berth-project/berth/internal/unixsock"
 	"github.com/berth-project/berth/snapshotter"
 	"github.com/berth-project/berth/snapshotter/native"
 	"github.com/berth-project/berth/snapshotter/overlay"
@@ -53,7 +52,7 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger) (retErr error) {
 	}()
 	svc := server.New(store, logger)
 
-	gl, err := listen(cfg.Address)
+	gl, err := unixsock.Listen(cfg.Address)
 	if err != nil {
 		return err
 	}
@@ -65,7 +64,7 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger) (retErr error) {
 
 	var ts *ttrpc.Server
 	if cfg.TTRPCAddress != "" {
-		tl, err := listen(cfg.TTRPCAddress)
+		tl, err := unixsock.Listen(cfg.TTRPCAddress)
 		if err != nil {
 			g.Stop()
 			return err
@@ -173,34 +172,4 @@ func openStore(ctx context.Context, root, want string, logger *slog.Logger) (sna
 		}
 	}
 	return store, backend, nil
-}
-
-// listen makes the unix socket at path, mode 0660 (root's, as the process
-// runs as root). A socket left by a process that is gone is replaced; one
-// that still answers is not.
-func listen(path string) (net.Listener, error) {
-	if err := os.MkdirAll(filepath.Dir(path), 0o711); err != nil {
-		return nil, fmt.Errorf("socket directory: %w", err)
-	}
-	if fi, err := os.Lstat(path); err == nil {
-		if fi.Mode().Type() != os.ModeSocket {
-			return nil, fmt.Errorf("%s exists and is not a socket", path)
-		}
-		if c, err := net.DialTimeout("unix", path, time.Second); err == nil {
-			c.Close()
-			return nil, fmt.Errorf("%s is served by another process", path)
-		}
-		if err := os.Remove(path); err != nil {
-			return nil, fmt.Errorf("remove the stale socket: %w", err)
-		}
-	}
-	// The umask makes the socket 0660 from the start: a chmod after bind
-	// would leave a moment when it is wider. Nothing else runs yet.
-	old := syscall.Umask(0o117)
-	l, err := net.Listen("unix", path)
-	syscall.Umask(old)
-	if err != nil {
-		return nil, fmt.Errorf("listen: %w", err)
-	}
-	return l, nil
 }
