@@ -102,7 +102,7 @@ func benchPull(args []string) error {
 				fmt.Println("containerd: ctr not installed, skipped")
 				continue
 			}
-			c, err := pullStartContainerd(filepath.Join(dir, "containerd"))
+			c, err := startBareContainerd("bin")
 			if err != nil {
 				return err
 			}
@@ -208,66 +208,9 @@ func pullPodman(dir, ref string) (time.Duration, error) {
 	return time.Since(start), nil
 }
 
-// pullContainerd is a private containerd for the benchmark.
-type pullContainerd struct {
-	dir string
-	cmd *exec.Cmd
-}
-
-func pullStartContainerd(dir string) (*pullContainerd, error) {
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return nil, err
-	}
-	c := &pullContainerd{dir: dir}
-	config := fmt.Sprintf(`version = 2
-root = %q
-state = %q
-disabled_plugins = ["io.containerd.grpc.v1.cri"]
-[grpc]
-  address = %q
-[ttrpc]
-  address = %q
-`, filepath.Join(dir, "root"), filepath.Join(dir, "state"), c.sock(), c.sock()+".ttrpc")
-	if err := os.WriteFile(filepath.Join(dir, "config.toml"), []byte(config), 0o600); err != nil {
-		return nil, err
-	}
-	log, err := os.Create(filepath.Join(dir, "containerd.log"))
-	if err != nil {
-		return nil, err
-	}
-	defer log.Close()
-	c.cmd = exec.Command("containerd", "--config", filepath.Join(dir, "config.toml"))
-	c.cmd.Stdout, c.cmd.Stderr = log, log
-	c.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}
-	if err := c.cmd.Start(); err != nil {
-		return nil, fmt.Errorf("start containerd: %w", err)
-	}
-	for deadline := time.Now().Add(30 * time.Second); ; {
-		if _, err := c.ctr("version"); err == nil {
-			return c, nil
-		}
-		if time.Now().After(deadline) {
-			c.stop()
-			return nil, fmt.Errorf("containerd did not come up (log in %s)", log.Name())
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
-
-func (c *pullContainerd) sock() string { return filepath.Join(c.dir, "containerd.sock") }
-
-func (c *pullContainerd) ctr(args ...string) ([]byte, error) {
-	full := append([]string{"-a", c.sock(), "-n", "bench"}, args...)
-	out, err := exec.Command("ctr", full...).CombinedOutput()
-	if err != nil {
-		return out, fmt.Errorf("ctr %s: %v: %s", strings.Join(args, " "), err, out)
-	}
-	return out, nil
-}
-
 // pull pulls and unpacks ref, then removes the image and lets containerd
 // collect its content and snapshots, so that each pull starts empty.
-func (c *pullContainerd) pull(ref string) (time.Duration, error) {
+func (c *containerd) pull(ref string) (time.Duration, error) {
 	start := time.Now()
 	if _, err := c.ctr("images", "pull", "--plain-http", ref); err != nil {
 		return 0, err
@@ -280,20 +223,6 @@ func (c *pullContainerd) pull(ref string) (time.Duration, error) {
 		return 0, fmt.Errorf("containerd kept content after rm --sync: %s", out)
 	}
 	return d, nil
-}
-
-func (c *pullContainerd) stop() {
-	if c.cmd != nil && c.cmd.Process != nil {
-		c.cmd.Process.Signal(syscall.SIGTERM)
-		c.cmd.Wait()
-	}
-	if data, err := os.ReadFile("/proc/self/mountinfo"); err == nil {
-		for _, line := range strings.Split(string(data), "\n") {
-			if f := strings.Fields(line); len(f) > 4 && strings.HasPrefix(f[4], c.dir) {
-				syscall.Unmount(f[4], syscall.MNT_DETACH)
-			}
-		}
-	}
 }
 
 // pullBuildImage writes an OCI layout of an image of size bytes of files

@@ -163,7 +163,32 @@ type containerd struct {
 	cmd *exec.Cmd
 }
 
+// startContainerd starts a private containerd with the test image imported.
 func startContainerd(shimDir string) (*containerd, error) {
+	d, err := startBareContainerd(shimDir)
+	if err != nil {
+		return nil, err
+	}
+	archive := filepath.Join(d.dir, "image.tar")
+	f, err := os.Create(archive)
+	if err != nil {
+		d.stop()
+		return nil, err
+	}
+	err = testimage.WriteOCIArchive(f, testimage.Options{})
+	f.Close()
+	if err == nil {
+		_, err = d.ctr("image", "import", archive)
+	}
+	if err != nil {
+		d.stop()
+		return nil, err
+	}
+	return d, nil
+}
+
+// startBareContainerd starts a private containerd with nothing in it.
+func startBareContainerd(shimDir string) (*containerd, error) {
 	dir, err := os.MkdirTemp("", "berth-bench-ctrd-")
 	if err != nil {
 		return nil, err
@@ -201,20 +226,6 @@ disabled_plugins = ["io.containerd.grpc.v1.cri"]
 			return nil, fmt.Errorf("containerd did not come up (log in %s)", log.Name())
 		}
 		time.Sleep(50 * time.Millisecond)
-	}
-	archive := filepath.Join(dir, "image.tar")
-	f, err := os.Create(archive)
-	if err != nil {
-		return nil, err
-	}
-	err = testimage.WriteOCIArchive(f, testimage.Options{})
-	f.Close()
-	if err == nil {
-		_, err = d.ctr("image", "import", archive)
-	}
-	if err != nil {
-		d.stop()
-		return nil, err
 	}
 	return d, nil
 }
