@@ -57,8 +57,9 @@ install-systemd: ## install contrib/systemd/berthd.service (then: systemctl daem
 	sed 's|^ExecStart=/usr/local/bin/berthd|ExecStart=$(BINDIR)/berthd|' contrib/systemd/berthd.service > $(DESTDIR)$(SYSTEMD_UNITDIR)/berthd.service
 	chmod 0644 $(DESTDIR)$(SYSTEMD_UNITDIR)/berthd.service
 
-# Packages whose tests use the -test.root gate get the flag; the rest run plain.
-ROOT_PKGS = $(shell $(GO) list -f '{{.ImportPath}} {{join .TestImports " "}} {{join .XTestImports " "}}' ./... | awk '/integration\/testenv/ {print $$1}')
+# Packages whose tests use the -test.root gate (directly or through a shared
+# suite such as snapshotter/testsuite) get the flag; the rest run plain.
+ROOT_PKGS = $(shell $(GO) list -test -f '{{.ImportPath}} {{join .Deps " "}}' ./... | awk '$$1 ~ /\.test$$/ && / github.com\/berth-project\/berth\/integration\/testenv( |$$)/ {sub(/\.test$$/, "", $$1); print $$1}')
 PLAIN_PKGS = $(filter-out $(ROOT_PKGS),$(shell $(GO) list ./...))
 
 test: build check-protos ## run unit and integration tests, root tests enabled, and the runtime suite against runc (needs root)
