@@ -74,6 +74,18 @@ func newRootCommand(b *cli.CLI) *cobra.Command {
 		newInfoCommand(b),
 		newEventsCommand(b),
 		newSystemCommand(b),
+		newImageCommand(b),
+		newImagesCommand(b, "images"),
+		newPullCommand(b),
+		newPushCommand(b),
+		newTagCommand(b),
+		newRmiCommand(b, "rmi"),
+		newHistoryCommand(b),
+		newSaveCommand(b),
+		newLoadCommand(b),
+		newImportCommand(b),
+		newLoginCommand(b),
+		newLogoutCommand(b),
 	)
 	// Usage lines read as docker's: "berth version [OPTIONS]".
 	var noFlagsInUse func(*cobra.Command)

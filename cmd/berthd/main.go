@@ -10,13 +10,16 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/berth-project/berth/manager/daemon"
+	"github.com/berth-project/berth/manager/images"
 	"github.com/berth-project/berth/manager/log"
+	"github.com/berth-project/berth/manager/server"
 	"github.com/berth-project/berth/manager/version"
 )
 
@@ -84,11 +87,22 @@ func run(ctx context.Context, cfg daemon.Config) error {
 	if err != nil {
 		return err
 	}
-	// The image service (manager/images) is wired in here once it serves
-	// imagesv1.ImagesService: built on d.DB(), d.Snapshots().Snapshotter(),
-	// d.Events() and d.InsecureRegistries().
-	serveErr := d.Serve(ctx, daemon.Services{})
-	if err := errors.Join(serveErr, d.Close(ctx)); err != nil {
+	// The image library keeps its content under <root>/images and its
+	// records in the daemon's database.
+	imgs, err := images.Open(ctx, images.Config{
+		Root:               filepath.Join(d.Config().Root, "images"),
+		DB:                 d.DB(),
+		Snapshotter:        d.Snapshots().Snapshotter(),
+		InsecureRegistries: d.InsecureRegistries(),
+		Events:             server.ImageEvents(d.Events()),
+	})
+	if err != nil {
+		return errors.Join(fmt.Errorf("open the image store: %w", err), d.Close(ctx))
+	}
+	serveErr := d.Serve(ctx, daemon.Services{Images: server.NewImages(imgs, d.Snapshots().Backend())})
+	// The image service goes before the daemon closes the database and
+	// the snapshot store under it.
+	if err := errors.Join(serveErr, imgs.Close(), d.Close(ctx)); err != nil {
 		return err
 	}
 	logger.Info("stopped")

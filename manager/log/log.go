@@ -10,7 +10,6 @@ import (
 	"io"
 	"log/slog"
 
-
 	"github.com/berth-project/berth/internal/slogbridge"
 )
 
