@@ -7,9 +7,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"net"
-	"net/http"
-	"net/http/httputil"
-	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -17,8 +14,6 @@ import (
 	"slices"
 	"strings"
 	"testing"
-
-	"github.com/google/go-containerregistry/pkg/authn"
 
 	"github.com/berth-project/berth/hack/testimage"
 	"github.com/berth-project/berth/integration/registry"
@@ -276,33 +271,8 @@ func TestLoginPullPush(t *testing.T) {
 		t.Skipf("%s not installed", registry.Program)
 	}
 	const user, pass = "berth", "s3cret"
-	// The token server sits on the address clients use, in front of the
-	// registry: go-containerregistry refuses a realm on another loopback
-	// port.
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	front := l.Addr().String()
-	reg := registry.New(t, registry.Options{TokenRealm: "http://" + front + "/token"})
-	reg.Auth = &authn.Basic{Username: user, Password: pass}
-	backend, _ := url.Parse(reg.URL())
-	rp := httputil.NewSingleHostReverseProxy(backend)
-	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path != "/token" {
-			rp.ServeHTTP(w, r)
-			return
-		}
-		if u, p, ok := r.BasicAuth(); !ok || u != user || p != pass {
-			w.Header().Set("WWW-Authenticate", `Basic realm="test"`)
-			http.Error(w, `{"errors":[{"code":"UNAUTHORIZED","message":"wrong credentials"}]}`, http.StatusUnauthorized)
-			return
-		}
-		json.NewEncoder(w).Encode(map[string]string{"token": "t", "access_token": "t"})
-	})}
-	go srv.Serve(l)
-	t.Cleanup(func() { srv.Close() })
-	reg.Addr = front
+	reg := registry.NewWithLogin(t, user, pass)
+	front := reg.Addr
 	ref, err := reg.PushTestImage(context.Background(), "private:v1", testimage.Options{})
 	if err != nil {
 		t.Fatal(err)

@@ -12,6 +12,8 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/http/httputil"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -272,4 +274,41 @@ func freePort() (int, error) {
 	}
 	defer l.Close()
 	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+// NewWithLogin starts a registry that wants a bearer token, with a token
+// server in front of it that hands one out only for user and pass. Addr
+// is the front's address (go-containerregistry refuses a token realm on
+// another loopback port than the registry's), and Auth holds the
+// credentials so that PushImage gets in. Both stop when the test ends.
+func NewWithLogin(t testing.TB, user, pass string) *Registry {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	front := l.Addr().String()
+	r := New(t, Options{TokenRealm: "http://" + front + "/token"})
+	backend, err := url.Parse(r.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	rp := httputil.NewSingleHostReverseProxy(backend)
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		if req.URL.Path != "/token" {
+			rp.ServeHTTP(w, req)
+			return
+		}
+		if u, p, ok := req.BasicAuth(); !ok || u != user || p != pass {
+			w.Header().Set("WWW-Authenticate", `Basic realm="test"`)
+			http.Error(w, `{"errors":[{"code":"UNAUTHORIZED","message":"wrong credentials"}]}`, http.StatusUnauthorized)
+			return
+		}
+		json.NewEncoder(w).Encode(map[string]string{"token": "t", "access_token": "t"})
+	})}
+	go srv.Serve(l)
+	t.Cleanup(func() { srv.Close() })
+	r.Addr = front
+	r.Auth = &authn.Basic{Username: user, Password: pass}
+	return r
 }

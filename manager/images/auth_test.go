@@ -2,18 +2,12 @@ package images
 
 import (
 	"context"
-	"encoding/json"
-	"net"
-	"net/http"
-	"net/http/httputil"
-	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/containerd/errdefs"
-	"github.com/google/go-containerregistry/pkg/authn"
 
 	"github.com/berth-project/berth/hack/testimage"
 	"github.com/berth-project/berth/integration/registry"
@@ -28,38 +22,13 @@ func TestLogin(t *testing.T) {
 	testenv.RequireRoot(t)
 	testenv.Require(t, testenv.Program(registry.Program))
 	const user, pass = "berth", "s3cret"
-	// The token server sits on the registry's own address, in front of it:
-	// go-containerregistry refuses a token realm on another loopback port.
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	front := l.Addr().String()
-	reg := registry.New(t, registry.Options{TokenRealm: "http://" + front + "/token"})
-	reg.Auth = &authn.Basic{Username: user, Password: pass}
-	backend, _ := url.Parse(reg.URL())
-	rp := httputil.NewSingleHostReverseProxy(backend)
-	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path != "/token" {
-			rp.ServeHTTP(w, r)
-			return
-		}
-		if u, p, ok := r.BasicAuth(); !ok || u != user || p != pass {
-			w.Header().Set("WWW-Authenticate", `Basic realm="test"`)
-			http.Error(w, `{"errors":[{"code":"UNAUTHORIZED","message":"wrong credentials"}]}`, http.StatusUnauthorized)
-			return
-		}
-		json.NewEncoder(w).Encode(map[string]string{"token": "t", "access_token": "t"})
-	})}
-	go srv.Serve(l)
-	defer srv.Close()
-	reg.Addr = front // push, login and pull through the front
+	reg := registry.NewWithLogin(t, user, pass)
 	ref, _ := pushTestImage(t, reg, "private:v1", testimage.Options{})
 
 	authFile := filepath.Join(t.TempDir(), "config.json")
 	e := newEnv(t, envOpts{cfg: Config{AuthFile: authFile}})
 	ctx := context.Background()
-	_, err = e.svc.Pull(ctx, ref, PullOptions{})
+	_, err := e.svc.Pull(ctx, ref, PullOptions{})
 	if !errdefs.IsUnauthorized(err) || !strings.Contains(err.Error(), "berth login") {
 		t.Errorf("anonymous pull: %v, want Unauthenticated saying berth login", err)
 	}
