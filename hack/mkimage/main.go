@@ -30,6 +30,7 @@ func main() {
 	flag.StringVar(&dockerArchive, "docker-archive", "", "write a docker-archive to `FILE` (- for stdout)")
 	flag.StringVar(&opts.Name, "name", testimage.DefaultName, "image `reference`")
 	flag.StringVar(&opts.Busybox, "busybox", testimage.DefaultBusybox, "static busybox binary to copy from `PATH`")
+	flag.IntVar(&opts.ExtraLayers, "extra-layers", 0, "add `N` small layers on top (layer i adds /layers/i): deep images for snapshotter tests")
 	flag.Usage = func() {
 		fmt.Fprintf(flag.CommandLine.Output(), "usage: mkimage [flags] [-- bundle process args...]\n")
 		flag.PrintDefaults()
