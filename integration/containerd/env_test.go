@@ -32,27 +32,6 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// runtimeBinary is the OCI runtime under test: berth-runtime, or runc from
-// PATH with RUNTIME=runc.
-func runtimeBinary(t *testing.T) string {
-	t.Helper()
-	switch r := os.Getenv("RUNTIME"); r {
-	case "", "berth":
-		return testenv.Binary(t, "berth-runtime")
-	case "runc":
-		testenv.Require(t, testenv.Program("runc"))
-		p, _ := exec.LookPath("runc")
-		abs, err := filepath.Abs(p)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return abs
-	default:
-		t.Fatalf("RUNTIME=%q: want berth (the default) or runc", r)
-		return ""
-	}
-}
-
 // ctrEnv is one test's view of the shared containerd: its own namespace
 // with the test image imported, and the runtime behind a wrapper that logs
 // each command line it is run with, which proves containerd ran it and
@@ -70,7 +49,7 @@ func newCtrEnv(t *testing.T) *ctrEnv {
 	t.Helper()
 	testenv.RequireRoot(t)
 	testenv.Require(t, testenv.Program("containerd"), testenv.Program("ctr"))
-	rt := runtimeBinary(t)
+	rt := testenv.RuntimeBinary(t)
 	d := shared.Get(t, ctrd.Config{})
 	tmp := t.TempDir()
 	e := &ctrEnv{

@@ -24,27 +24,6 @@ import (
 
 const cmdTimeout = 2 * time.Minute // for one podman command: a hang fails the test
 
-// runtimeBinary is the OCI runtime under test: berth-runtime, or runc from
-// PATH with RUNTIME=runc.
-func runtimeBinary(t *testing.T) string {
-	t.Helper()
-	switch r := os.Getenv("RUNTIME"); r {
-	case "", "berth":
-		return testenv.Binary(t, "berth-runtime")
-	case "runc":
-		testenv.Require(t, testenv.Program("runc"))
-		p, _ := exec.LookPath("runc")
-		abs, err := filepath.Abs(p)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return abs
-	default:
-		t.Fatalf("RUNTIME=%q: want berth (the default) or runc", r)
-		return ""
-	}
-}
-
 // podmanEnv is a podman of the test's own: storage, run state, locks,
 // events and configuration under dir, containers under cgroupParent, and the
 // runtime behind a wrapper that logs each command line it is run with, which
@@ -65,7 +44,7 @@ func newPodmanEnv(t *testing.T) *podmanEnv {
 	t.Helper()
 	testenv.RequireRoot(t)
 	testenv.Require(t, testenv.Program("podman"), testenv.Program("conmon"))
-	rt := runtimeBinary(t)
+	rt := testenv.RuntimeBinary(t)
 	// Short: conmon's attach socket lives deep below the run root.
 	dir, err := os.MkdirTemp("", "berth-podman-")
 	if err != nil {
@@ -269,7 +248,7 @@ func (e *podmanEnv) cleanup() {
 			}
 		}
 	}
-	removeCgroups(t, e.cgroupParent)
+	testenv.RemoveCgroups(t, e.cgroupParent, "conmon")
 	if err := os.RemoveAll(e.dir); err != nil {
 		t.Error(err)
 	}
@@ -307,59 +286,4 @@ func mountsUnder(dir string) []string {
 	}
 	slices.SortFunc(mounts, func(a, b string) int { return len(b) - len(a) })
 	return mounts
-}
-
-// removeCgroups removes the test's cgroup parent in every hierarchy. Inside
-// it podman keeps conmon's cgroup ("conmon"); a container cgroup still there
-// means the runtime did not clean up: that fails the test, and its
-// processes are killed so that it can go.
-func removeCgroups(t *testing.T, rel string) {
-	t.Helper()
-	roots := []string{"/sys/fs/cgroup"}
-	if _, err := os.Stat("/sys/fs/cgroup/cgroup.controllers"); err != nil { // v1 or hybrid
-		roots, _ = filepath.Glob("/sys/fs/cgroup/*")
-	}
-	for _, root := range roots {
-		dir := filepath.Join(root, rel)
-		subs, err := os.ReadDir(dir)
-		if err != nil {
-			continue
-		}
-		for _, s := range subs {
-			if !s.IsDir() {
-				continue
-			}
-			if s.Name() != "conmon" {
-				t.Errorf("cgroup %s was left behind", filepath.Join(dir, s.Name()))
-			}
-			rmCgroup(t, filepath.Join(dir, s.Name()))
-		}
-		rmCgroup(t, dir)
-	}
-}
-
-// rmCgroup kills the processes in cgroup dir (no subgroups) and removes it.
-func rmCgroup(t *testing.T, dir string) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	killed := map[int]bool{}
-	for {
-		b, _ := os.ReadFile(filepath.Join(dir, "cgroup.procs"))
-		for _, f := range strings.Fields(string(b)) {
-			if pid, err := strconv.Atoi(f); err == nil && !killed[pid] {
-				t.Errorf("process %d was left in cgroup %s; killing it", pid, dir)
-				unix.Kill(pid, unix.SIGKILL)
-				killed[pid] = true
-			}
-		}
-		err := unix.Rmdir(dir)
-		if err == nil || errors.Is(err, unix.ENOENT) {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Errorf("remove cgroup %s: %v", dir, err)
-			return
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
 }

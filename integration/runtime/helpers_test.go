@@ -39,25 +39,10 @@ type runtime struct {
 	flavor string // "berth", "runc", or "" for another runtime
 }
 
-// newRuntime selects the binary from $RUNTIME: unset or "berth" is
-// bin/berth-runtime, "runc" is runc from PATH, an absolute path is that binary.
+// newRuntime runs the binary $RUNTIME selects (see testenv.RuntimeBinary).
 func newRuntime(t *testing.T) *runtime {
 	t.Helper()
-	var bin string
-	switch v := os.Getenv("RUNTIME"); {
-	case v == "" || v == "berth":
-		bin = testenv.Binary(t, "berth-runtime")
-	case v == "runc":
-		p, err := exec.LookPath("runc")
-		if err != nil {
-			t.Fatalf("RUNTIME=runc: %v", err)
-		}
-		bin = p
-	case filepath.IsAbs(v):
-		bin = v
-	default:
-		t.Fatalf("RUNTIME=%q: use berth, runc or an absolute path", v)
-	}
+	bin := testenv.RuntimeBinary(t)
 	return &runtime{t: t, bin: bin, root: t.TempDir(), flavor: flavorOf(t, bin)}
 }
 

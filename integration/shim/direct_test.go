@@ -127,7 +127,7 @@ func newDirect(t *testing.T) *direct {
 	}
 	d.events = serveEvents(t, d.address+".ttrpc")
 	t.Cleanup(func() {
-		ctrd.RemoveCgroups(t, d.ns)
+		testenv.RemoveCgroups(t, d.ns)
 		if left, _ := os.ReadDir(filepath.Join(d.root, d.ns)); len(left) > 0 {
 			t.Errorf("runtime state left in %s: %v", filepath.Join(d.root, d.ns), left)
 		}
@@ -391,7 +391,7 @@ func TestBootstrapForms(t *testing.T) {
 			// The shim's cgroup, in every hierarchy but cpuset (v1), which
 			// takes no process until its cpus and mems are set.
 			cgroup := "/" + d.ns + "/shim-" + id
-			roots := slices.DeleteFunc(ctrd.CgroupRoots(), func(r string) bool { return strings.Contains(filepath.Base(r), "cpuset") })
+			roots := slices.DeleteFunc(testenv.CgroupRoots(), func(r string) bool { return strings.Contains(filepath.Base(r), "cpuset") })
 			for _, root := range roots {
 				if err := os.MkdirAll(filepath.Join(root, cgroup), 0o755); err != nil {
 					t.Fatal(err)

@@ -338,7 +338,7 @@ func startTime(pid int) (start, state string) {
 // it in /<namespace>/<id>) that exist.
 func (e *env) containerCgroups(id string) []string {
 	var dirs []string
-	for _, root := range ctrd.CgroupRoots() {
+	for _, root := range testenv.CgroupRoots() {
 		if dir := filepath.Join(root, e.NS, id); isDir(dir) {
 			dirs = append(dirs, dir)
 		}

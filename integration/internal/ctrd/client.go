@@ -20,6 +20,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/berth-project/berth/hack/testimage"
+	"github.com/berth-project/berth/integration/testenv"
 )
 
 const (
@@ -52,7 +53,7 @@ func NewClient(t testing.TB, d *Daemon, prefix string) *Client {
 	}
 	t.Cleanup(func() {
 		c.killShims()
-		RemoveCgroups(t, "/"+c.NS)
+		testenv.RemoveCgroups(t, "/"+c.NS)
 		if t.Failed() {
 			t.Logf("containerd log for namespace %s:\n%s", c.NS, d.LogTail("namespace="+c.NS))
 		}
@@ -191,66 +192,6 @@ func (c *Client) WaitStatus(id string, statuses ...string) string {
 		}
 		if time.Now().After(deadline) {
 			c.T.Fatalf("task %s is %q, not %q, after %v", id, got, statuses, WaitTimeout)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
-
-// CgroupRoots are the cgroup hierarchies: the unified one, or each v1 one.
-func CgroupRoots() []string {
-	if _, err := os.Stat("/sys/fs/cgroup/cgroup.controllers"); err == nil {
-		return []string{"/sys/fs/cgroup"}
-	}
-	roots, _ := filepath.Glob("/sys/fs/cgroup/*")
-	return slices.DeleteFunc(roots, func(r string) bool {
-		fi, err := os.Stat(r)
-		return err != nil || !fi.IsDir()
-	})
-}
-
-// RemoveCgroups removes the cgroup rel (the namespace's parent cgroup that
-// the runtime made for the containers) in every hierarchy. A container
-// cgroup still inside it means the shim or runtime did not clean up: that
-// fails the test, and its processes are killed so that it can go.
-func RemoveCgroups(t testing.TB, rel string) {
-	t.Helper()
-	for _, root := range CgroupRoots() {
-		dir := filepath.Join(root, rel)
-		subs, err := os.ReadDir(dir)
-		if err != nil {
-			continue
-		}
-		for _, s := range subs {
-			if s.IsDir() {
-				t.Errorf("cgroup %s was left behind", filepath.Join(dir, s.Name()))
-				rmCgroup(t, filepath.Join(dir, s.Name()))
-			}
-		}
-		rmCgroup(t, dir)
-	}
-}
-
-// rmCgroup kills the processes in cgroup dir (no subgroups) and removes it.
-func rmCgroup(t testing.TB, dir string) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	killed := map[int]bool{}
-	for {
-		b, _ := os.ReadFile(filepath.Join(dir, "cgroup.procs"))
-		for _, f := range strings.Fields(string(b)) {
-			if pid, err := strconv.Atoi(f); err == nil && !killed[pid] {
-				t.Errorf("process %d was left in cgroup %s; killing it", pid, dir)
-				unix.Kill(pid, unix.SIGKILL)
-				killed[pid] = true
-			}
-		}
-		err := unix.Rmdir(dir)
-		if err == nil || errors.Is(err, unix.ENOENT) {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Errorf("remove cgroup %s: %v", dir, err)
-			return
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
