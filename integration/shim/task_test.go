@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
@@ -96,6 +97,14 @@ func TestExecKillDelete(t *testing.T) {
 	}
 	if ps := pids(e.Run("task", "ps", id)); !slices.Equal(ps, []int{initPID}) {
 		t.Errorf("after exec busy was killed, ctr task ps %s lists %v, want only init %d", id, ps, initPID)
+	}
+	// The runtime is done with an exec's pid and process files once it
+	// runs: none may pile up in the bundle, one pair per exec.
+	if left, _ := filepath.Glob(filepath.Join(e.bundle(id), "probe*")); len(left) != 0 {
+		t.Errorf("after exec probe ended and was deleted, its files remain in the bundle: %v", left)
+	}
+	if left, _ := filepath.Glob(filepath.Join(e.bundle(id), "busy*")); len(left) != 0 {
+		t.Errorf("after exec busy started, its files remain in the bundle: %v", left)
 	}
 
 	e.Run("task", "kill", "--signal", "SIGKILL", id)

@@ -90,6 +90,12 @@ func (c *container) launch(ctx context.Context, p *process.Process, r *reaper.Re
 		return fail(err)
 	}
 	pid, err := readPid(pidFile)
+	if p.ID != "" {
+		// The runtime is done with an exec's files once it has started it;
+		// left behind, they would pile up in the bundle, one pair per exec.
+		os.Remove(pidFile)
+		os.Remove(processFile)
+	}
 	if err != nil {
 		return fail(err)
 	}
