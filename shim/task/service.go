@@ -53,6 +53,10 @@ type Service struct {
 	events    *events.Publisher
 	shutdown  func()
 
+	// OnFirstExec, when set, runs once, when the first exec is added.
+	OnFirstExec func()
+	firstExec   sync.Once
+
 	mu         sync.Mutex
 	containers map[string]*container
 }
@@ -295,6 +299,9 @@ func (s *Service) Exec(ctx context.Context, req *taskapi.ExecProcessRequest) (*e
 	if err := os.WriteFile(execSpecPath(c, req.ExecID), req.Spec.Value, 0o600); err != nil {
 		c.mu.Unlock()
 		return nil, wire(fmt.Errorf("write exec spec: %w", err))
+	}
+	if s.OnFirstExec != nil {
+		s.firstExec.Do(s.OnFirstExec)
 	}
 	c.execs[req.ExecID] = process.New(req.ExecID, req.Terminal, stdio.Config{Stdin: req.Stdin, Stdout: req.Stdout, Stderr: req.Stderr, Terminal: req.Terminal})
 	c.mu.Unlock()
