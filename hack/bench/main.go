@@ -4,6 +4,7 @@
 //
 //	go run ./hack/bench runtime [-runtime bin/berth-runtime] [-ref runc] [-n 50]
 //	go run ./hack/bench shim [-shim-dir bin] [-containers 20] [-n 20] [-execs 1000]
+//	go run ./hack/bench shim-soak [-shim-dir bin] [-execs 100000] [-ref] [-batch 1000]
 //	go run ./hack/bench cni [-plugin-dir bin] [-ref-dir /usr/lib/cni] [-n 30]
 //	go run ./hack/bench snapshot [-snapshotter bin/berth-snapshotter] [-n 5] [-big-mib 280] [-layers 20]
 //	go run ./hack/bench pull [-n 5] [-mib 200] [-layers 8] [-peers containerd,podman]
@@ -16,7 +17,7 @@ import (
 
 func main() {
 	if len(os.Args) < 2 {
-		fmt.Fprintln(os.Stderr, "usage: bench runtime|shim|cni|snapshot|pull [flags]")
+		fmt.Fprintln(os.Stderr, "usage: bench runtime|shim|shim-soak|cni|snapshot|pull [flags]")
 		os.Exit(2)
 	}
 	var err error
@@ -25,6 +26,8 @@ func main() {
 		err = benchRuntime(os.Args[2:])
 	case "shim":
 		err = benchShim(os.Args[2:])
+	case "shim-soak":
+		err = benchShimSoak(os.Args[2:])
 	case "cni":
 		err = benchCNI(os.Args[2:])
 	case "snapshot":
@@ -32,7 +35,7 @@ func main() {
 	case "pull":
 		err = benchPull(os.Args[2:])
 	default:
-		err = fmt.Errorf("unknown benchmark %q: use runtime, shim, cni, snapshot or pull", os.Args[1])
+		err = fmt.Errorf("unknown benchmark %q: use runtime, shim, shim-soak, cni, snapshot or pull", os.Args[1])
 	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
