@@ -196,6 +196,7 @@ func TestFilter(t *testing.T) {
 		{[]string{"label=maintainer", "label=other"}, false, false},
 		{[]string{"snapshotter=/run/berth/snapshotter.sock"}, false, true},
 		{[]string{"snapshotter=/elsewhere"}, false, false},
+		{[]string{"container=web"}, false, false},
 	} {
 		f := mustFilter(t, tc.filters...)
 		if got := f.Match(img); got != tc.img {
@@ -205,7 +206,22 @@ func TestFilter(t *testing.T) {
 			t.Errorf("%q on the snapshotter event = %t, want %t", tc.filters, got, tc.snap)
 		}
 	}
-	for _, bad := range [][]string{{"container=x"}, {"type"}, {"=x"}} {
+	ctr := Event{Type: TypeContainer, Action: ActionDie, Actor: Actor{ID: "4f2a9c", Attributes: map[string]string{"name": "web", "image": "busybox"}}}
+	for _, tc := range []struct {
+		filters []string
+		want    bool
+	}{
+		{[]string{"container=web"}, true},
+		{[]string{"container=4f2a"}, true},
+		{[]string{"container=we"}, false},
+		{[]string{"image=busybox", "type=container"}, true},
+		{[]string{"type=image"}, false},
+	} {
+		if got := mustFilter(t, tc.filters...).Match(ctr); got != tc.want {
+			t.Errorf("%q on the container event = %t, want %t", tc.filters, got, tc.want)
+		}
+	}
+	for _, bad := range [][]string{{"network=x"}, {"type"}, {"=x"}} {
 		if _, err := ParseFilter(bad); !errdefs.IsInvalidArgument(err) {
 			t.Errorf("ParseFilter(%q) = %v, want invalid argument", bad, err)
 		}

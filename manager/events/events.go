@@ -38,6 +38,24 @@ const (
 	// supervises: the actor ID is its socket address; "pid" is its process,
 	// and on ActionDie "exitCode" or "signal" says how it ended.
 	TypeSnapshotter = "snapshotter"
+	// TypeContainer events have the container's ID as actor ID, and its
+	// name, image and labels as attributes; on ActionDie "exitCode", on
+	// ActionKill "signal".
+	TypeContainer = "container"
+)
+
+// Container actions, docker's, beside ActionStart and ActionDie (a
+// removed container is "destroy", as in docker).
+const (
+	ActionCreate     = "create"
+	ActionStop       = "stop"
+	ActionKill       = "kill"
+	ActionDestroy    = "destroy"
+	ActionAttach     = "attach"
+	ActionOOM        = "oom"
+	ActionExecCreate = "exec_create"
+	ActionExecStart  = "exec_start"
+	ActionExecDie    = "exec_die"
 )
 
 // Image actions, docker's.

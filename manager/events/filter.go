@@ -8,13 +8,13 @@ import (
 
 // filterKeys are the keys `berth events --filter` takes: docker's for the
 // kinds of objects berth has so far, and one per type for its actor.
-var filterKeys = []string{"type", "event", "label", "image", TypeSnapshotter}
+var filterKeys = []string{"type", "event", "label", "image", TypeSnapshotter, TypeContainer}
 
 // Filter selects events.
 type Filter struct{ args filters.Args }
 
 // ParseFilter parses docker-style event filters (type=, event=, label=,
-// image=, snapshotter=). An unknown key is errdefs.ErrInvalidArgument.
+// image=, snapshotter=, container=). An unknown key is errdefs.ErrInvalidArgument.
 func ParseFilter(fs []string) (Filter, error) {
 	args, err := filters.Parse(fs, filterKeys...)
 	if err != nil {
@@ -33,7 +33,10 @@ func (f Filter) Match(e Event) bool {
 		a.Match("event", e.Action) &&
 		a.MatchLabels("label", e.Actor.Attributes) &&
 		a.MatchFunc("image", func(v string) bool { return imageMatches(e, v) }) &&
-		a.MatchFunc(TypeSnapshotter, func(v string) bool { return e.Type == TypeSnapshotter && fuzzy(e.Actor.ID, v) })
+		a.MatchFunc(TypeSnapshotter, func(v string) bool { return e.Type == TypeSnapshotter && fuzzy(e.Actor.ID, v) }) &&
+		a.MatchFunc(TypeContainer, func(v string) bool {
+			return e.Type == TypeContainer && (fuzzy(e.Actor.ID, v) || e.Actor.Attributes["name"] == v)
+		})
 }
 
 // imageMatches tells whether e is about the image v: an image event whose
