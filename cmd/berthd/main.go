@@ -9,17 +9,23 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/exec"
 	"os/signal"
 	"path/filepath"
 	"syscall"
 	"time"
 
+	"github.com/opencontainers/go-digest"
 	"github.com/spf13/cobra"
+	"google.golang.org/protobuf/proto"
 
+	"github.com/berth-project/berth/manager/containers"
 	"github.com/berth-project/berth/manager/daemon"
 	"github.com/berth-project/berth/manager/images"
 	"github.com/berth-project/berth/manager/log"
+	"github.com/berth-project/berth/manager/network"
 	"github.com/berth-project/berth/manager/server"
+	"github.com/berth-project/berth/manager/shimclient"
 	"github.com/berth-project/berth/manager/version"
 )
 
@@ -57,6 +63,10 @@ func main() {
 	f.StringVarP(&cfg.Group, "group", "G", "", "group (name or ID) that may use the socket besides root")
 	f.StringVar(&cfg.SnapshotterAddress, "snapshotter-address", "", "socket of a snapshotter already serving containerd's snapshots API (default: start berth-snapshotter)")
 	f.StringArrayVar(&cfg.InsecureRegistries, "insecure-registry", nil, "registry (host[:port] or CIDR) to reach over plain http; repeatable")
+	f.StringVar(&cfg.Bridge, "bridge", network.DefaultBridge, "bridge of the default network")
+	f.StringVar(&cfg.Subnet, "subnet", network.DefaultSubnet, "subnet of the default network (the bridge takes its first address)")
+	f.BoolVar(&cfg.NoNetwork, "no-network", false, "run without the bridge network: containers get --network host or none")
+	f.StringVar(&cfg.CgroupParent, "cgroup-parent", "/berth", "cgroup that holds the containers' cgroups")
 	f.StringVarP(&logLevel, "log-level", "l", "info", "log level: debug, info, warn or error")
 	f.BoolVarP(&debug, "debug", "D", false, "log at debug level")
 	f.IntVar(&shutdownTimeout, "shutdown-timeout", int(daemon.DefaultShutdownTimeout/time.Second), "seconds calls in flight may take to finish on shutdown")
@@ -89,7 +99,13 @@ func run(ctx context.Context, cfg daemon.Config) error {
 	}
 	// The image library keeps its content under <root>/images and its
 	// records in the daemon's database.
+	// Images that containers were made from stay: the container library
+	// opens after the image library, before anything is served.
+	var ctrs *containers.Service
 	imgs, err := images.Open(ctx, images.Config{
+		InUse: func(ctx context.Context, id digest.Digest) bool {
+			return ctrs != nil && ctrs.InUse(ctx, id.String())
+		},
 		Root:               filepath.Join(d.Config().Root, "images"),
 		DB:                 d.DB(),
 		Snapshotter:        d.Snapshots().Snapshotter(),
@@ -99,12 +115,96 @@ func run(ctx context.Context, cfg daemon.Config) error {
 	if err != nil {
 		return errors.Join(fmt.Errorf("open the image store: %w", err), d.Close(ctx))
 	}
-	serveErr := d.Serve(ctx, daemon.Services{Images: server.NewImages(imgs, d.Snapshots().Backend())})
-	// The image service goes before the daemon closes the database and
-	// the snapshot store under it.
-	if err := errors.Join(serveErr, imgs.Close(), d.Close(ctx)); err != nil {
+	ctrs, shimEvents, err := openContainers(ctx, d, imgs)
+	if err != nil {
+		return errors.Join(err, imgs.Close(), d.Close(ctx))
+	}
+	serveErr := d.Serve(ctx, daemon.Services{
+		Images:     server.NewImages(imgs, d.Snapshots().Backend()),
+		Containers: server.NewContainers(ctrs),
+		Extra:      shimEvents.Register,
+	})
+	// The container and image services go before the daemon closes the
+	// database and the snapshot store under them; containers keep running
+	// in their shims.
+	if err := errors.Join(serveErr, ctrs.Close(), imgs.Close(), d.Close(ctx)); err != nil {
 		return err
 	}
 	logger.Info("stopped")
 	return nil
+}
+
+// openContainers opens the container library: shims and the runtime from
+// beside berthd (else PATH), the bridge network through the CNI plugins
+// beside berthd or in /opt/cni/bin.
+func openContainers(ctx context.Context, d *daemon.Daemon, imgs *images.Service) (*containers.Service, *shimclient.Events, error) {
+	cfg := d.Config()
+	shimBin, err := siblingBinary("containerd-shim-berth-v2")
+	if err != nil {
+		return nil, nil, err
+	}
+	runtimeBin, err := siblingBinary("berth-runtime")
+	if err != nil {
+		return nil, nil, err
+	}
+	var nw *network.Manager
+	if !cfg.NoNetwork {
+		dirs := []string{"/opt/cni/bin"}
+		if self, err := os.Executable(); err == nil {
+			dirs = append([]string{filepath.Dir(self)}, dirs...)
+		}
+		nw, err = network.New(network.Config{
+			PluginDirs: dirs,
+			StateDir:   filepath.Join(cfg.State, "network"),
+			Bridge:     cfg.Bridge,
+			Subnet:     cfg.Subnet,
+		})
+		if err != nil {
+			return nil, nil, fmt.Errorf("the bridge network (run with --no-network to go without): %w", err)
+		}
+	}
+	var ctrs *containers.Service
+	shimEvents := shimclient.NewEvents(func(ctx context.Context, ns, topic string, ev proto.Message) {
+		if ctrs != nil {
+			ctrs.ShimEvent(ctx, ns, topic, ev)
+		}
+	})
+	ctrs, err = containers.Open(ctx, containers.Config{
+		Root:         filepath.Join(cfg.Root, "containers"),
+		State:        filepath.Join(cfg.State, "containers"),
+		DB:           d.DB(),
+		Images:       imgs,
+		Snapshotter:  d.Snapshots().Snapshotter(),
+		Network:      nw,
+		Events:       d.Events(),
+		CgroupParent: cfg.CgroupParent,
+		Shim: shimclient.Config{
+			Binary:        shimBin,
+			Namespace:     "berth",
+			Address:       d.Socket(),
+			RuntimeBinary: runtimeBin,
+			RuntimeRoot:   filepath.Join(cfg.State, "runtime"),
+			Debug:         cfg.LogLevel == "debug",
+		},
+	})
+	if err != nil {
+		return nil, nil, fmt.Errorf("open the container store: %w", err)
+	}
+	return ctrs, shimEvents, nil
+}
+
+// siblingBinary finds one of berth's binaries beside the running one,
+// else on PATH.
+func siblingBinary(name string) (string, error) {
+	if self, err := os.Executable(); err == nil {
+		p := filepath.Join(filepath.Dir(self), name)
+		if _, err := os.Stat(p); err == nil {
+			return p, nil
+		}
+	}
+	p, err := exec.LookPath(name)
+	if err != nil {
+		return "", fmt.Errorf("%s is neither beside berthd nor on PATH: install berth (make install): %w", name, err)
+	}
+	return p, nil
 }

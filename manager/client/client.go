@@ -23,6 +23,7 @@ import (
 	"google.golang.org/protobuf/types/known/emptypb"
 
 	"github.com/berth-project/berth/manager/host"
+	containersv1 "github.com/berth-project/berth/proto/services/containers/v1"
 	eventsv1 "github.com/berth-project/berth/proto/services/events/v1"
 	imagesv1 "github.com/berth-project/berth/proto/services/images/v1"
 	systemv1 "github.com/berth-project/berth/proto/services/system/v1"
@@ -35,6 +36,7 @@ type Client struct {
 	system systemv1.SystemService
 	events eventsv1.EventsClient
 	images imagesv1.ImagesClient
+	ctrs   containersv1.ContainersClient
 }
 
 // New connects to the daemon at addr ("unix:///run/berth/berthd.sock").
@@ -66,6 +68,7 @@ func New(ctx context.Context, addr string) (*Client, error) {
 	c.system = systemv1.NewSystemClient(c.tc)
 	c.events = eventsv1.NewEventsClient(c.tc)
 	c.images = imagesv1.NewImagesClient(c.tc)
+	c.ctrs = containersv1.NewContainersClient(c.tc)
 	return c, nil
 }
 
@@ -99,6 +102,11 @@ func (c *Client) SystemPrune(ctx context.Context, req *systemv1.PruneRequest) (*
 // as the client's own are; pass those of stream calls (Recv, Send)
 // through Error.
 func (c *Client) Images() imagesv1.ImagesClient { return c.images }
+
+// Containers is the container service. Errors of its unary calls are
+// converted as the client's own are; pass those of stream calls (Recv,
+// Send) through Error.
+func (c *Client) Containers() containersv1.ContainersClient { return c.ctrs }
 
 // EventStream is a subscription to the daemon's events.
 type EventStream struct {

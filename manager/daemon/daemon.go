@@ -56,6 +56,13 @@ type Config struct {
 	LogLevel string
 	// Output receives the snapshotter's log; nil discards it.
 	Output io.Writer
+	// Bridge and Subnet are the bridge network's (defaults in
+	// manager/network); NoNetwork runs without it (--network host and
+	// none only).
+	Bridge, Subnet string
+	NoNetwork      bool
+	// CgroupParent holds the containers' cgroups; empty is "/berth".
+	CgroupParent string
 	// ShutdownTimeout bounds how long calls in flight may take to finish
 	// once shutdown begins, and then the snapshotter to stop.
 	ShutdownTimeout time.Duration
@@ -195,6 +202,9 @@ func loadID(db *bolt.DB) (string, error) {
 
 // ID is the daemon's ID.
 func (d *Daemon) ID() string { return d.id }
+
+// Socket is the path of the socket the daemon serves on.
+func (d *Daemon) Socket() string { return d.socket }
 
 // Config is the configuration the daemon runs with, defaults filled in.
 func (d *Daemon) Config() Config { return d.cfg }

@@ -8,6 +8,7 @@ import (
 
 	"github.com/berth-project/berth/manager/log"
 	"github.com/berth-project/berth/manager/server"
+	containersv1 "github.com/berth-project/berth/proto/services/containers/v1"
 	imagesv1 "github.com/berth-project/berth/proto/services/images/v1"
 )
 
@@ -17,6 +18,11 @@ type Services struct {
 	// Images is the image service; nil serves none (its calls answer
 	// Unimplemented) and reports no images.
 	Images imagesv1.ImagesService
+	// Containers is the container service; nil serves none.
+	Containers containersv1.ContainersService
+	// Extra registers other APIs' services on the daemon's server (the
+	// events shims forward).
+	Extra func(*ttrpc.Server)
 }
 
 // Serve serves the API on the socket until ctx ends, then shuts down in
@@ -48,9 +54,11 @@ func (d *Daemon) Serve(ctx context.Context, svc Services) error {
 		sys.Images = svc.Images
 	}
 	server.Register(srv, calls, server.Services{
-		System: server.NewSystem(sys),
-		Events: server.NewEvents(d.broker),
-		Images: svc.Images,
+		System:     server.NewSystem(sys),
+		Events:     server.NewEvents(d.broker),
+		Images:     svc.Images,
+		Containers: svc.Containers,
+		Extra:      svc.Extra,
 	})
 
 	// Calls are not cancelled by the signal that stops the daemon: the

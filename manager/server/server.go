@@ -13,6 +13,7 @@ import (
 	"github.com/containerd/errdefs"
 	"github.com/containerd/ttrpc"
 
+	containersv1 "github.com/berth-project/berth/proto/services/containers/v1"
 	eventsv1 "github.com/berth-project/berth/proto/services/events/v1"
 	imagesv1 "github.com/berth-project/berth/proto/services/images/v1"
 	systemv1 "github.com/berth-project/berth/proto/services/system/v1"
@@ -28,6 +29,11 @@ type Services struct {
 	// Images is the image service; nil until the image library provides
 	// one, and then the calls of images.v1 answer Unimplemented.
 	Images imagesv1.ImagesService
+	// Containers is the container service; nil serves none.
+	Containers containersv1.ContainersService
+	// Extra registers services of other APIs on the same server: the
+	// events shims forward (containerd's events service).
+	Extra func(*ttrpc.Server)
 }
 
 // Register registers the services on srv, their stream handlers
@@ -38,6 +44,12 @@ func Register(srv *ttrpc.Server, calls *Calls, s Services) {
 	eventsv1.RegisterEventsService(srv, &trackedEvents{s.Events, calls})
 	if s.Images != nil {
 		imagesv1.RegisterImagesService(srv, &trackedImages{s.Images, calls})
+	}
+	if s.Containers != nil {
+		containersv1.RegisterContainersService(srv, &trackedContainers{s.Containers, calls})
+	}
+	if s.Extra != nil {
+		s.Extra(srv)
 	}
 }
 

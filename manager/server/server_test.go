@@ -182,11 +182,11 @@ func TestErrorKindsOverTheWire(t *testing.T) {
 		t.Errorf("prune until=yesterday: %v, want invalid argument", err)
 	}
 
-	s, err := c.Events(ctx, &eventsv1.SubscribeRequest{Filters: []string{"container=x"}})
+	s, err := c.Events(ctx, &eventsv1.SubscribeRequest{Filters: []string{"network=x"}})
 	if err == nil {
 		_, err = s.Recv()
 	}
-	if !errdefs.IsInvalidArgument(err) || !strings.Contains(err.Error(), "invalid filter 'container'") {
+	if !errdefs.IsInvalidArgument(err) || !strings.Contains(err.Error(), "invalid filter 'network'") {
 		t.Errorf("events with a bad filter: %v, want invalid argument", err)
 	}
 

@@ -1,0 +1,352 @@
+package containers
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"sort"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	taskapi "github.com/containerd/containerd/api/runtime/task/v2"
+	"github.com/containerd/errdefs"
+	"github.com/containerd/errdefs/pkg/errgrpc"
+	bolt "go.etcd.io/bbolt"
+	"golang.org/x/sys/unix"
+
+	"github.com/berth-project/berth/manager/events"
+	"github.com/berth-project/berth/manager/filters"
+	"github.com/berth-project/berth/manager/log"
+	containersv1 "github.com/berth-project/berth/proto/services/containers/v1"
+)
+
+// wireError turns an error of a call to the shim into one with its
+// errdefs kind.
+func wireError(err error) error { return errgrpc.ToNative(err) }
+
+func errorKind(err error) error { return errgrpc.ToNative(err) }
+
+// parseSignal reads a signal as docker takes it: a name with or without
+// SIG ("TERM", "SIGKILL") or a number.
+func parseSignal(s string) (syscall.Signal, error) {
+	if n, err := strconv.Atoi(s); err == nil {
+		if n <= 0 || n > 64 {
+			return 0, fmt.Errorf("invalid signal: %s: %w", s, errdefs.ErrInvalidArgument)
+		}
+		return syscall.Signal(n), nil
+	}
+	name := strings.ToUpper(s)
+	if !strings.HasPrefix(name, "SIG") {
+		name = "SIG" + name
+	}
+	if sig := unix.SignalNum(name); sig != 0 {
+		return sig, nil
+	}
+	return 0, fmt.Errorf("invalid signal: %s: %w", s, errdefs.ErrInvalidArgument)
+}
+
+// stopSignal is the signal Stop sends first: the container's, the
+// image's, else SIGTERM.
+func (s *Service) stopSignal(ctx context.Context, r *containersv1.Container) syscall.Signal {
+	for _, name := range []string{r.GetConfig().GetStopSignal(), s.imageStopSignal(ctx, r)} {
+		if name == "" {
+			continue
+		}
+		if sig, err := parseSignal(name); err == nil {
+			return sig
+		}
+	}
+	return syscall.SIGTERM
+}
+
+func (s *Service) imageStopSignal(ctx context.Context, r *containersv1.Container) string {
+	img, err := s.cfg.Images.Get(ctx, r.GetImageId())
+	if err != nil {
+		return ""
+	}
+	return img.Config.Config.StopSignal
+}
+
+// Stop stops a running container: the stop signal, then SIGKILL after
+// timeout (nil: the container's stop timeout, default 10 s).
+func (s *Service) Stop(ctx context.Context, ref string, timeout *int32, signal string) error {
+	id, r, err := s.lookup(ref)
+	if err != nil {
+		return err
+	}
+	c := s.track(id)
+	run, _, exited := c.current()
+	if run == nil {
+		return nil
+	}
+	sig := s.stopSignal(ctx, r)
+	if signal != "" {
+		if sig, err = parseSignal(signal); err != nil {
+			return err
+		}
+	}
+	wait := 10 * time.Second
+	if t := r.GetConfig().GetStopTimeout(); t != 0 {
+		wait = time.Duration(t) * time.Second
+	}
+	if timeout != nil {
+		wait = time.Duration(*timeout) * time.Second
+	}
+	if wait >= 0 {
+		if _, err := run.shim.Task.Kill(ctx, &taskapi.KillRequest{ID: id, Signal: uint32(sig)}); err != nil && !errdefs.IsNotFound(wireError(err)) {
+			log.L(ctx).Warn("stop signal", "id", id, "error", err)
+		}
+		s.publish(ctx, events.ActionKill, r, map[string]string{"signal": strconv.Itoa(int(sig))})
+		if wait > 0 {
+			select {
+			case <-exited:
+				s.publish(ctx, events.ActionStop, r, nil)
+				return nil
+			case <-time.After(wait):
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		}
+	}
+	if _, err := run.shim.Task.Kill(ctx, &taskapi.KillRequest{ID: id, Signal: uint32(syscall.SIGKILL), All: true}); err != nil && !errdefs.IsNotFound(wireError(err)) {
+		return fmt.Errorf("kill: %w", wireError(err))
+	}
+	s.publish(ctx, events.ActionKill, r, map[string]string{"signal": strconv.Itoa(int(syscall.SIGKILL))})
+	select {
+	case <-exited:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	s.publish(ctx, events.ActionStop, r, nil)
+	return nil
+}
+
+// Kill sends a signal (default SIGKILL) to a running container's process.
+func (s *Service) Kill(ctx context.Context, ref, signal string) error {
+	id, r, err := s.lookup(ref)
+	if err != nil {
+		return err
+	}
+	sig := syscall.SIGKILL
+	if signal != "" {
+		if sig, err = parseSignal(signal); err != nil {
+			return err
+		}
+	}
+	run, _, _ := s.track(id).current()
+	if run == nil {
+		return fmt.Errorf("cannot kill container: %s: container %s is not running: %w", ref, id, errdefs.ErrFailedPrecondition)
+	}
+	if _, err := run.shim.Task.Kill(ctx, &taskapi.KillRequest{ID: id, Signal: uint32(sig)}); err != nil {
+		return fmt.Errorf("kill %s: %w", ref, wireError(err))
+	}
+	s.publish(ctx, events.ActionKill, r, map[string]string{"signal": strconv.Itoa(int(sig))})
+	return nil
+}
+
+// Remove removes a container that does not run (with force, it is killed
+// first): its snapshot, its files and its record.
+func (s *Service) Remove(ctx context.Context, ref string, force bool) error {
+	id, err := s.Resolve(ref)
+	if err != nil {
+		return err
+	}
+	c := s.track(id)
+	for {
+		run, _, exited := c.current()
+		if run == nil {
+			break
+		}
+		if !force {
+			r, _ := s.record(id)
+			return fmt.Errorf("cannot remove container %q: container is running: stop the container before removing or force remove: %w", "/"+r.GetName(), errdefs.ErrFailedPrecondition)
+		}
+		if _, err := run.shim.Task.Kill(ctx, &taskapi.KillRequest{ID: id, Signal: uint32(syscall.SIGKILL), All: true}); err != nil && !errdefs.IsNotFound(wireError(err)) {
+			return fmt.Errorf("kill before removal: %w", wireError(err))
+		}
+		select {
+		case <-exited:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.run != nil {
+		return fmt.Errorf("container %s was started again while being removed: %w", id, errdefs.ErrConflict)
+	}
+	r, err := s.update(id, func(r *containersv1.Container) { r.State.Status = StatusRemoving })
+	if err != nil {
+		return err
+	}
+	// The snapshot goes first: a record without its snapshot would be a
+	// container that cannot start, a snapshot without a record debris
+	// that start-up cannot name.
+	if err := s.cfg.Snapshotter.Remove(ctx, snapshotKey(id)); err != nil && !errdefs.IsNotFound(err) {
+		_, _ = s.update(id, func(r *containersv1.Container) { r.State.Status = StatusDead })
+		return fmt.Errorf("remove the root filesystem of %s: %w", r.GetName(), err)
+	}
+	if err := os.RemoveAll(s.dir(id)); err != nil {
+		log.L(ctx).Warn("remove the container's files", "id", id, "error", err)
+	}
+	_ = os.RemoveAll(s.bundle(id))
+	if err := s.db.Update(func(tx *bolt.Tx) error {
+		v1 := tx.Bucket(bucketV1)
+		if err := v1.Bucket(bucketNames).Delete([]byte(r.GetName())); err != nil {
+			return err
+		}
+		return v1.Bucket(bucketContainers).Delete([]byte(id))
+	}); err != nil {
+		return fmt.Errorf("remove the record of %s: %w", r.GetName(), err)
+	}
+	s.untrack(id)
+	close(c.removed)
+	s.publish(ctx, events.ActionDestroy, r, nil)
+	return nil
+}
+
+// Get returns a container's record.
+func (s *Service) Get(ctx context.Context, ref string) (*containersv1.Container, error) {
+	id, err := s.Resolve(ref)
+	if err != nil {
+		return nil, err
+	}
+	return s.record(id)
+}
+
+// listFilterKeys are the keys of `ps --filter`.
+var listFilterKeys = []string{"id", "name", "label", "status", "exited", "ancestor"}
+
+// List returns the containers, newest first: all of them, or only those
+// running.
+func (s *Service) List(ctx context.Context, all bool, fs []string) ([]*containersv1.Container, error) {
+	args, err := filters.Parse(fs, listFilterKeys...)
+	if err != nil {
+		return nil, err
+	}
+	recs, err := s.records()
+	if err != nil {
+		return nil, err
+	}
+	var out []*containersv1.Container
+	for _, r := range recs {
+		st := r.GetState().GetStatus()
+		if !all && st != StatusRunning && st != StatusPaused && !args.Has("status") && !args.Has("exited") {
+			continue
+		}
+		if !args.MatchFunc("id", func(v string) bool { return strings.HasPrefix(r.GetId(), v) }) ||
+			!args.MatchFunc("name", func(v string) bool { return strings.Contains(r.GetName(), strings.TrimPrefix(v, "/")) }) ||
+			!args.MatchLabels("label", r.GetConfig().GetLabels()) ||
+			!args.Match("status", st) ||
+			!args.MatchFunc("exited", func(v string) bool { return st == StatusExited && v == strconv.Itoa(int(r.GetState().GetExitCode())) }) ||
+			!args.MatchFunc("ancestor", func(v string) bool {
+				return r.GetImage() == v || strings.HasPrefix(strings.TrimPrefix(r.GetImageId(), "sha256:"), strings.TrimPrefix(v, "sha256:"))
+			}) {
+			continue
+		}
+		out = append(out, r)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].GetCreated().AsTime().After(out[j].GetCreated().AsTime()) })
+	return out, nil
+}
+
+// Wait waits for a condition: "not-running" (default), "next-exit" or
+// "removed", and returns the exit code of the last run.
+func (s *Service) Wait(ctx context.Context, ref, condition string) (int32, error) {
+	id, err := s.Resolve(ref)
+	if err != nil {
+		return 0, err
+	}
+	c := s.track(id)
+	switch condition {
+	case "", "not-running":
+		_, _, exited := c.current()
+		select {
+		case <-exited:
+		case <-ctx.Done():
+			return 0, ctx.Err()
+		}
+	case "next-exit":
+		run, started, _ := c.current()
+		if run == nil {
+			select {
+			case <-started:
+			case <-ctx.Done():
+				return 0, ctx.Err()
+			}
+		}
+		_, _, exited := c.current()
+		select {
+		case <-exited:
+		case <-ctx.Done():
+			return 0, ctx.Err()
+		}
+	case "removed":
+		select {
+		case <-c.removed:
+		case <-ctx.Done():
+			return 0, ctx.Err()
+		}
+		c.state.Lock()
+		defer c.state.Unlock()
+		return c.exitCode, nil
+	default:
+		return 0, fmt.Errorf("invalid condition: %q: want not-running, next-exit or removed: %w", condition, errdefs.ErrInvalidArgument)
+	}
+	r, err := s.record(id)
+	if err != nil {
+		if errdefs.IsNotFound(err) {
+			c.state.Lock()
+			defer c.state.Unlock()
+			return c.exitCode, nil
+		}
+		return 0, err
+	}
+	return r.GetState().GetExitCode(), nil
+}
+
+// Prune removes the containers that are not running; it returns their
+// IDs.
+func (s *Service) Prune(ctx context.Context, fs []string) ([]string, error) {
+	args, err := filters.Parse(fs, "label", "until")
+	if err != nil {
+		return nil, err
+	}
+	until, err := untilFilter(args)
+	if err != nil {
+		return nil, err
+	}
+	recs, err := s.records()
+	if err != nil {
+		return nil, err
+	}
+	var removed []string
+	var errs []error
+	for _, r := range recs {
+		if st := r.GetState().GetStatus(); st == StatusRunning || st == StatusPaused {
+			continue
+		}
+		if !args.MatchLabels("label", r.GetConfig().GetLabels()) || (!until.IsZero() && !r.GetCreated().AsTime().Before(until)) {
+			continue
+		}
+		if err := s.Remove(ctx, r.GetId(), false); err != nil {
+			if !errdefs.IsNotFound(err) && !errdefs.IsFailedPrecondition(err) {
+				errs = append(errs, err)
+			}
+			continue
+		}
+		removed = append(removed, r.GetId())
+	}
+	return removed, errors.Join(errs...)
+}
+
+func untilFilter(args filters.Args) (time.Time, error) {
+	vs := args.Get("until")
+	if len(vs) == 0 {
+		return time.Time{}, nil
+	}
+	return filters.ParseTime(vs[0], time.Now())
+}

@@ -1,0 +1,198 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+
+	"github.com/containerd/errdefs"
+	"google.golang.org/protobuf/types/known/emptypb"
+
+	"github.com/berth-project/berth/manager/containers"
+	containersv1 "github.com/berth-project/berth/proto/services/containers/v1"
+)
+
+// Containers serves containers.v1 over the container library
+// (manager/containers), whose records are the API's messages.
+type Containers struct {
+	svc *containers.Service
+}
+
+var _ containersv1.ContainersService = (*Containers)(nil)
+
+// NewContainers returns the container service over svc.
+func NewContainers(svc *containers.Service) *Containers { return &Containers{svc: svc} }
+
+func (c *Containers) Create(ctx context.Context, req *containersv1.CreateRequest) (*containersv1.CreateResponse, error) {
+	r, err := c.svc.Create(ctx, req.GetName(), req.GetConfig())
+	if err != nil {
+		return nil, err
+	}
+	return &containersv1.CreateResponse{Id: r.GetId()}, nil
+}
+
+func (c *Containers) Start(ctx context.Context, req *containersv1.StartRequest) (*emptypb.Empty, error) {
+	return &emptypb.Empty{}, c.svc.Start(ctx, req.GetId())
+}
+
+func (c *Containers) Stop(ctx context.Context, req *containersv1.StopRequest) (*emptypb.Empty, error) {
+	return &emptypb.Empty{}, c.svc.Stop(ctx, req.GetId(), req.Timeout, req.GetSignal())
+}
+
+func (c *Containers) Kill(ctx context.Context, req *containersv1.KillRequest) (*emptypb.Empty, error) {
+	return &emptypb.Empty{}, c.svc.Kill(ctx, req.GetId(), req.GetSignal())
+}
+
+func (c *Containers) Remove(ctx context.Context, req *containersv1.RemoveRequest) (*emptypb.Empty, error) {
+	return &emptypb.Empty{}, c.svc.Remove(ctx, req.GetId(), req.GetForce())
+}
+
+func (c *Containers) List(ctx context.Context, req *containersv1.ListRequest) (*containersv1.ListResponse, error) {
+	rs, err := c.svc.List(ctx, req.GetAll(), req.GetFilters())
+	if err != nil {
+		return nil, err
+	}
+	return &containersv1.ListResponse{Containers: rs}, nil
+}
+
+func (c *Containers) Get(ctx context.Context, req *containersv1.GetRequest) (*containersv1.GetResponse, error) {
+	r, err := c.svc.Get(ctx, req.GetId())
+	if err != nil {
+		return nil, err
+	}
+	return &containersv1.GetResponse{Container: r}, nil
+}
+
+func (c *Containers) Wait(ctx context.Context, req *containersv1.WaitRequest) (*containersv1.WaitResponse, error) {
+	code, err := c.svc.Wait(ctx, req.GetId(), req.GetCondition())
+	if err != nil {
+		return nil, err
+	}
+	return &containersv1.WaitResponse{ExitCode: code}, nil
+}
+
+func (c *Containers) Prune(ctx context.Context, req *containersv1.PruneRequest) (*containersv1.PruneResponse, error) {
+	ids, err := c.svc.Prune(ctx, req.GetFilters())
+	return &containersv1.PruneResponse{Deleted: ids}, err
+}
+
+func (c *Containers) Logs(ctx context.Context, req *containersv1.LogsRequest, s containersv1.Containers_LogsServer) error {
+	o := containers.LogsOptions{Follow: req.GetFollow(), Stdout: req.GetStdout(), Stderr: req.GetStderr(), Tail: req.GetTail()}
+	if !o.Stdout && !o.Stderr {
+		o.Stdout, o.Stderr = true, true
+	}
+	if req.GetSince() != nil {
+		o.Since = req.GetSince().AsTime()
+	}
+	if req.GetUntil() != nil {
+		o.Until = req.GetUntil().AsTime()
+	}
+	return c.svc.Logs(ctx, req.GetId(), o, s.Send)
+}
+
+func (c *Containers) Attach(ctx context.Context, s containersv1.Containers_AttachServer) error {
+	first, err := s.Recv()
+	if err != nil {
+		return firstMessage("attach", err)
+	}
+	start := first.GetStart()
+	if start == nil {
+		return fmt.Errorf("attach: the first message must be the start: %w", errdefs.ErrInvalidArgument)
+	}
+	recv := func() (containers.Input, error) {
+		in, err := s.Recv()
+		return attachInput(in, err)
+	}
+	o := containers.AttachOptions{Stdin: start.GetStdin(), Stdout: start.GetStdout(), Stderr: start.GetStderr()}
+	return c.svc.Attach(ctx, start.GetId(), o, recv, s.Send)
+}
+
+func (c *Containers) Exec(ctx context.Context, s containersv1.Containers_ExecServer) error {
+	first, err := s.Recv()
+	if err != nil {
+		return firstMessage("exec", err)
+	}
+	start := first.GetStart()
+	if start == nil {
+		return fmt.Errorf("exec: the first message must be the start: %w", errdefs.ErrInvalidArgument)
+	}
+	recv := func() (containers.Input, error) {
+		in, err := s.Recv()
+		if err != nil {
+			return containers.Input{}, err
+		}
+		return containers.Input{Stdin: in.GetStdin(), CloseStdin: in.GetCloseStdin(), Resize: in.GetResize()}, nil
+	}
+	return c.svc.Exec(ctx, start, recv, s.Send)
+}
+
+// attachInput reads an attach stream's message after the start.
+func attachInput(in *containersv1.AttachInput, err error) (containers.Input, error) {
+	if err != nil {
+		return containers.Input{}, err
+	}
+	return containers.Input{Stdin: in.GetStdin(), CloseStdin: in.GetCloseStdin(), Resize: in.GetResize()}, nil
+}
+
+func firstMessage(call string, err error) error {
+	if errors.Is(err, io.EOF) {
+		return fmt.Errorf("%s: no start message sent: %w", call, errdefs.ErrInvalidArgument)
+	}
+	return err
+}
+
+type trackedContainers struct {
+	svc   containersv1.ContainersService
+	calls *Calls
+}
+
+const containersService = "/berth.services.containers.v1.Containers/"
+
+func (t *trackedContainers) Create(ctx context.Context, req *containersv1.CreateRequest) (*containersv1.CreateResponse, error) {
+	return t.svc.Create(ctx, req)
+}
+
+func (t *trackedContainers) Start(ctx context.Context, req *containersv1.StartRequest) (*emptypb.Empty, error) {
+	return t.svc.Start(ctx, req)
+}
+
+func (t *trackedContainers) Stop(ctx context.Context, req *containersv1.StopRequest) (*emptypb.Empty, error) {
+	return t.svc.Stop(ctx, req)
+}
+
+func (t *trackedContainers) Kill(ctx context.Context, req *containersv1.KillRequest) (*emptypb.Empty, error) {
+	return t.svc.Kill(ctx, req)
+}
+
+func (t *trackedContainers) Remove(ctx context.Context, req *containersv1.RemoveRequest) (*emptypb.Empty, error) {
+	return t.svc.Remove(ctx, req)
+}
+
+func (t *trackedContainers) List(ctx context.Context, req *containersv1.ListRequest) (*containersv1.ListResponse, error) {
+	return t.svc.List(ctx, req)
+}
+
+func (t *trackedContainers) Get(ctx context.Context, req *containersv1.GetRequest) (*containersv1.GetResponse, error) {
+	return t.svc.Get(ctx, req)
+}
+
+func (t *trackedContainers) Wait(ctx context.Context, req *containersv1.WaitRequest) (*containersv1.WaitResponse, error) {
+	return t.svc.Wait(ctx, req)
+}
+
+func (t *trackedContainers) Prune(ctx context.Context, req *containersv1.PruneRequest) (*containersv1.PruneResponse, error) {
+	return t.svc.Prune(ctx, req)
+}
+
+func (t *trackedContainers) Logs(ctx context.Context, req *containersv1.LogsRequest, s containersv1.Containers_LogsServer) error {
+	return t.calls.stream(ctx, containersService+"Logs", func(ctx context.Context) error { return t.svc.Logs(ctx, req, s) })
+}
+
+func (t *trackedContainers) Attach(ctx context.Context, s containersv1.Containers_AttachServer) error {
+	return t.calls.stream(ctx, containersService+"Attach", func(ctx context.Context) error { return t.svc.Attach(ctx, s) })
+}
+
+func (t *trackedContainers) Exec(ctx context.Context, s containersv1.Containers_ExecServer) error {
+	return t.calls.stream(ctx, containersService+"Exec", func(ctx context.Context) error { return t.svc.Exec(ctx, s) })
+}
