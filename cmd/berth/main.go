@@ -86,6 +86,20 @@ func newRootCommand(b *cli.CLI) *cobra.Command {
 		newImportCommand(b),
 		newLoginCommand(b),
 		newLogoutCommand(b),
+		newContainerCommand(b),
+		newRunCommand(b),
+		newCreateCommand(b),
+		newStartCommand(b),
+		newStopCommand(b),
+		newRestartCommand(b),
+		newKillCommand(b),
+		newRmCommand(b, "rm"),
+		newPsCommand(b, "ps"),
+		newInspectCommand(b, ""),
+		newWaitCommand(b),
+		newLogsCommand(b),
+		newAttachCommand(b),
+		newExecCommand(b),
 	)
 	// Usage lines read as docker's: "berth version [OPTIONS]".
 	var noFlagsInUse func(*cobra.Command)

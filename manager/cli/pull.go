@@ -65,6 +65,12 @@ func parsePlatform(s string) (*typesv1.Platform, error) {
 // follows its download and its extraction (progress bars on a terminal,
 // a line per change of status otherwise), the digest, and the status.
 func (cli *CLI) Pull(ctx context.Context, ref string, opts PullOptions) error {
+	return cli.pull(ctx, cli.Out, ref, opts)
+}
+
+// pull is Pull writing its progress to out: `run` and `create` pull an
+// image they miss as `pull` does, on stderr as docker does.
+func (cli *CLI) pull(ctx context.Context, out io.Writer, ref string, opts PullOptions) error {
 	plat, err := parsePlatform(opts.Platform)
 	if err != nil {
 		return err
@@ -79,10 +85,10 @@ func (cli *CLI) Pull(ctx context.Context, ref string, opts PullOptions) error {
 	}
 	var view pullView = quietView{}
 	if !opts.Quiet {
-		if canDrawBars(cli.Out) {
-			view = newBarView(cli.Out)
+		if canDrawBars(out) {
+			view = newBarView(out)
 		} else {
-			view = newLineView(cli.Out)
+			view = newLineView(out)
 		}
 	}
 	for {
@@ -104,16 +110,16 @@ func (cli *CLI) Pull(ctx context.Context, ref string, opts PullOptions) error {
 			d := ev.Done
 			name := familiar(d.GetName())
 			if opts.Quiet {
-				fmt.Fprintln(cli.Out, d.GetName())
+				fmt.Fprintln(out, d.GetName())
 				return nil
 			}
-			fmt.Fprintln(cli.Out, "Digest:", d.GetDigest())
+			fmt.Fprintln(out, "Digest:", d.GetDigest())
 			if d.GetUpdated() {
-				fmt.Fprintln(cli.Out, "Status: Downloaded newer image for", name)
+				fmt.Fprintln(out, "Status: Downloaded newer image for", name)
 			} else {
-				fmt.Fprintln(cli.Out, "Status: Image is up to date for", name)
+				fmt.Fprintln(out, "Status: Image is up to date for", name)
 			}
-			fmt.Fprintln(cli.Out, d.GetName())
+			fmt.Fprintln(out, d.GetName())
 			return nil
 		}
 	}
