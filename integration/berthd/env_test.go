@@ -16,6 +16,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/containernetworking/plugins/pkg/ns"
+
 	"github.com/berth-project/berth/integration/internal/ctrd"
 	"github.com/berth-project/berth/integration/testenv"
 )
@@ -34,6 +36,10 @@ type daemon struct {
 	// snapshotters are the snapshotter PIDs seen, so that cleanup can
 	// make sure none outlives the test.
 	snapshotters map[int]bool
+	cgroupParent string
+	// With a network: the namespace berthd runs in, its bridge and subnet.
+	netns          ns.NetNS
+	bridge, subnet string
 }
 
 // options adjust a daemon before it starts.
@@ -41,6 +47,10 @@ type options struct {
 	root, state string   // default: in the daemon's directory
 	sock        string   // default: berthd.sock in state
 	args        []string // more berthd flags
+	// network gives the daemon its bridge network, in a network namespace
+	// of the test's own (bridge, NAT and port rules go with it); without,
+	// the daemon runs with --no-network.
+	network bool
 }
 
 // newDir makes a temporary directory with a short path (sockets must fit
@@ -100,7 +110,22 @@ func newDaemon(t *testing.T, o options) *daemon {
 		d.sock = filepath.Join(d.state, "berthd.sock")
 	}
 	d.host = "unix://" + d.sock
-	args := append([]string{"--root", d.root, "--state", d.state, "-H", d.host, "--log-level", "debug"}, o.args...)
+	// The containers' cgroups go under a parent of the test's own, removed
+	// at the end.
+	d.cgroupParent = fmt.Sprintf("/berth-test-%d-%d", os.Getpid(), time.Now().UnixNano()%1e6)
+	args := append([]string{"--root", d.root, "--state", d.state, "-H", d.host, "--log-level", "debug", "--cgroup-parent", d.cgroupParent}, o.args...)
+	if o.network {
+		d.netns = testenv.NetNS(t)
+		d.bridge = fmt.Sprintf("bb%x", time.Now().UnixNano()%0xfffffff)
+		d.subnet = fmt.Sprintf("10.212.%d.0/24", time.Now().UnixNano()%250+1)
+		args = append(args, "--bridge", d.bridge, "--subnet", d.subnet)
+		// berthd runs in the namespace (and so do its shims and
+		// containers' network plumbing): nsenter puts it there.
+		args = append([]string{"--net=" + d.netns.Path(), bin}, args...)
+		bin = "nsenter"
+	} else {
+		args = append(args, "--no-network")
+	}
 	d.cmd = exec.Command(bin, args...)
 	// Should the test binary die without cleaning up, berthd goes too
 	// (and stops its snapshotter).
@@ -173,6 +198,15 @@ func (d *daemon) stop(timeout time.Duration) error {
 
 func (d *daemon) cleanup() {
 	t := d.t
+	// Containers run on in their shims when berthd stops: they go first.
+	if d.cmd.Process != nil && !d.exited() {
+		if ids := strings.Fields(d.berth("", "ps", "-aq").stdout); len(ids) > 0 {
+			if r := d.berth("", append([]string{"rm", "-f"}, ids...)...); r.code != 0 {
+				t.Errorf("remove the containers left: %v", r)
+			}
+		}
+	}
+	defer testenv.RemoveCgroups(t, d.cgroupParent)
 	if err := d.stop(30 * time.Second); err != nil {
 		t.Errorf("%v\n%s", err, d.logTail())
 	}

@@ -1,0 +1,286 @@
+//go:build linux
+
+package berthd
+
+import (
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/containernetworking/plugins/pkg/ns"
+	"github.com/vishvananda/netlink"
+
+	"github.com/berth-project/berth/hack/testimage"
+	"github.com/berth-project/berth/integration/testenv/netenv"
+)
+
+// image is the test image's name as berth shows it.
+const image = "berth-test:latest"
+
+// loadTestImage loads hack/testimage's image into d, offline.
+func (d *daemon) loadTestImage() {
+	d.t.Helper()
+	archive := filepath.Join(d.dir, "berth-test.tar")
+	f, err := os.Create(archive)
+	if err != nil {
+		d.t.Fatal(err)
+	}
+	if err := testimage.WriteDockerArchive(f, testimage.Options{}); err != nil {
+		d.t.Fatal(err)
+	}
+	f.Close()
+	d.run("load", "-q", "-i", archive)
+}
+
+// containerDaemon starts a daemon with the test image loaded.
+func containerDaemon(t *testing.T, o options) *daemon {
+	d := startDaemon(t, o)
+	d.loadTestImage()
+	return d
+}
+
+func (d *daemon) status(name string) string {
+	d.t.Helper()
+	return strings.TrimSpace(d.run("inspect", "-f", "{{.State.Status}} {{.State.ExitCode}}", name))
+}
+
+// TestRunForeground runs containers as `docker run` does: output on the
+// matching stream, the exit code as berth's, --rm leaving nothing, stdin
+// with -i.
+func TestRunForeground(t *testing.T) {
+	d := containerDaemon(t, options{})
+	r := d.berth("", "run", "--rm", image, "sh", "-c", "echo out; echo err >&2; exit 3")
+	if r.code != 3 || r.stdout != "out\n" || r.stderr != "err\n" {
+		t.Errorf("run --rm sh -c 'echo out; echo err >&2; exit 3': %v; want exit 3, out on stdout, err on stderr", r)
+	}
+	if out := d.run("ps", "-aq"); out != "" {
+		t.Errorf("after run --rm, ps -a lists %q", out)
+	}
+	r = d.berth("hello stdin\n", "run", "-i", "--rm", image, "sh", "-c", "read x; echo got $x")
+	if r.code != 0 || r.stdout != "got hello stdin\n" {
+		t.Errorf("run -i with stdin: %v", r)
+	}
+	// Without --rm the container stays, exited, with its log.
+	r = d.berth("", "run", "--name", "kept", "-e", "GREETING=hi", "-w", "/tmp", "-u", "1000:1000", image, "sh", "-c", "echo $GREETING; pwd; id -u; id -g")
+	if want := "hi\n/tmp\n1000\n1000\n"; r.code != 0 || r.stdout != want {
+		t.Errorf("run -e -w -u: %v; want stdout %q", r, want)
+	}
+	if st := d.status("kept"); st != "exited 0" {
+		t.Errorf("status after the run: %q, want exited 0", st)
+	}
+	if out := d.run("logs", "kept"); out != "hi\n/tmp\n1000\n1000\n" {
+		t.Errorf("logs: %q", out)
+	}
+	if out := d.run("ps", "-a", "--format", "{{.Names}} {{.Status}}"); !strings.HasPrefix(out, "kept Exited (0)") {
+		t.Errorf("ps -a: %q", out)
+	}
+	d.run("rm", "kept")
+}
+
+// TestDetachedLifecycle runs a container in the background: exec, logs,
+// stop, start again, wait, remove.
+func TestDetachedLifecycle(t *testing.T) {
+	d := containerDaemon(t, options{})
+	id := strings.TrimSpace(d.run("run", "-d", "--name", "bg", image, "sh", "-c", "trap 'echo bye; exit 7' TERM; echo started; while true; do sleep 0.1; done"))
+	if len(id) != 64 {
+		t.Fatalf("run -d printed %q, want a 64-digit ID", id)
+	}
+	if st := d.status("bg"); st != "running 0" {
+		t.Fatalf("status = %q, want running", st)
+	}
+	if out := d.run("ps", "--format", "{{.ID}} {{.Names}}"); out != id[:12]+" bg\n" {
+		t.Errorf("ps: %q", out)
+	}
+	r := d.berth("", "exec", "bg", "sh", "-c", "echo in-exec; echo to-err >&2; exit 5")
+	if r.code != 5 || r.stdout != "in-exec\n" || r.stderr != "to-err\n" {
+		t.Errorf("exec: %v; want exit 5 with its output", r)
+	}
+	r = d.berth("exec input\n", "exec", "-i", "bg", "cat")
+	if r.code != 0 || r.stdout != "exec input\n" {
+		t.Errorf("exec -i cat: %v", r)
+	}
+	waitFor(t, "the log to hold 'started'", func() bool { return d.run("logs", "bg") == "started\n" })
+	if out := d.run("stop", "-t", "5", "bg"); out != "bg\n" {
+		t.Errorf("stop printed %q", out)
+	}
+	if st := d.status("bg"); st != "exited 7" {
+		t.Errorf("after stop: %q, want exited 7 (the trap's)", st)
+	}
+	if out := d.run("logs", "bg"); out != "started\nbye\n" {
+		t.Errorf("logs after stop: %q", out)
+	}
+	if out := d.run("wait", "bg"); out != "7\n" {
+		t.Errorf("wait on an exited container: %q", out)
+	}
+	// Started again, it runs with the same filesystem: a file written in
+	// the first run is there.
+	d.run("start", "bg")
+	d.run("exec", "bg", "sh", "-c", "echo kept > /marker")
+	d.run("kill", "bg")
+	if out := d.run("wait", "bg"); out != "137\n" {
+		t.Errorf("wait after kill: %q, want 137", out)
+	}
+	d.run("start", "bg")
+	if out := d.run("exec", "bg", "cat", "/marker"); out != "kept\n" {
+		t.Errorf("a file of the earlier run: %q", out)
+	}
+	r = d.berth("", "rm", "bg")
+	if r.code == 0 || !strings.Contains(r.stderr, "container is running") {
+		t.Errorf("rm of a running container: %v; want a refusal", r)
+	}
+	d.run("rm", "-f", "bg")
+	if out := d.run("ps", "-aq"); out != "" {
+		t.Errorf("after rm -f: ps -a lists %q", out)
+	}
+	if entries, _ := os.ReadDir(filepath.Join(d.state, "containers")); len(entries) != 0 {
+		t.Errorf("bundles left in the state directory: %v", entries)
+	}
+	if entries, _ := os.ReadDir(filepath.Join(d.root, "containers")); len(entries) != 0 {
+		t.Errorf("container directories left: %v", entries)
+	}
+	if out := d.run("ps", "-a"); strings.Count(out, "\n") != 1 {
+		t.Errorf("ps -a after rm: %q", out)
+	}
+}
+
+// TestContainerErrors: what a user gets wrong gets docker's error and exit
+// code, and the daemon keeps serving.
+func TestContainerErrors(t *testing.T) {
+	d := containerDaemon(t, options{})
+	for _, tc := range []struct {
+		args []string
+		code int
+		msg  string
+	}{
+		{[]string{"run", "--pull", "never", "no-such-image"}, 125, "No such image"},
+		{[]string{"run", "--rm", image, "no-such-command"}, 127, "no-such-command"},
+		{[]string{"run", "--rm", "-v", "/no/such/dir:/data", image, "true"}, 125, "does not exist"},
+		{[]string{"run", "--rm", "--network", "nonet", image, "true"}, 125, "network nonet not found"},
+		{[]string{"run", "--rm", "--network", "bridge", image, "true"}, 125, "not available"},
+		{[]string{"run", "--rm", "--name", "bad/name", image, "true"}, 125, "Invalid container name"},
+		{[]string{"stop", "no-such-container"}, 1, "No such container"},
+		{[]string{"logs", "no-such-container"}, 1, "No such container"},
+		{[]string{"exec", "no-such-container", "true"}, 1, "No such container"},
+	} {
+		r := d.berth("", tc.args...)
+		if r.code != tc.code || !strings.Contains(r.stderr, tc.msg) {
+			t.Errorf("berth %q: %v\nwant exit %d and %q", tc.args, r, tc.code, tc.msg)
+		}
+	}
+	d.run("create", "--name", "taken", image, "true")
+	if r := d.berth("", "create", "--name", "taken", image, "true"); r.code != 125 || !strings.Contains(r.stderr, "already in use") {
+		t.Errorf("a second container named taken: %v", r)
+	}
+	if r := d.berth("", "exec", "taken", "true"); r.code == 0 || !strings.Contains(r.stderr, "is not running") {
+		t.Errorf("exec in a created container: %v", r)
+	}
+	d.run("rm", "taken")
+	// A failed start is recorded and nothing of it stays.
+	if out := d.run("ps", "-aq"); out != "" {
+		t.Errorf("containers left after the failures: %q", out)
+	}
+	if out := d.run("version", "--format", "{{.Server.Version}}"); out == "" {
+		t.Error("the daemon stopped answering")
+	}
+}
+
+// TestContainersOutliveTheDaemon restarts berthd under a running
+// container: the container keeps running, is listed and controllable, and
+// its log goes on.
+func TestContainersOutliveTheDaemon(t *testing.T) {
+	d := containerDaemon(t, options{})
+	d.run("run", "-d", "--name", "survivor", image, "sh", "-c", "i=0; while true; do echo tick$i; i=$((i+1)); sleep 0.2; done")
+	pid := strings.TrimSpace(d.run("inspect", "-f", "{{.State.Pid}}", "survivor"))
+	if err := d.stop(30 * time.Second); err != nil {
+		t.Fatal(err)
+	}
+	d2 := startDaemon(t, options{root: d.root, state: d.state})
+	if st := d2.status("survivor"); st != "running 0" {
+		t.Fatalf("after berthd restarted: %q, want running", st)
+	}
+	if got := strings.TrimSpace(d2.run("inspect", "-f", "{{.State.Pid}}", "survivor")); got != pid {
+		t.Errorf("pid after restart %s, want %s (the same process)", got, pid)
+	}
+	before := strings.Count(d2.run("logs", "survivor"), "\n")
+	waitFor(t, "the log to grow after the restart", func() bool { return strings.Count(d2.run("logs", "survivor"), "\n") > before+2 })
+	if out := d2.run("exec", "survivor", "echo", "still here"); out != "still here\n" {
+		t.Errorf("exec after restart: %q", out)
+	}
+	d2.run("stop", "-t", "1", "survivor")
+	if st := d2.status("survivor"); !strings.HasPrefix(st, "exited") {
+		t.Errorf("after stop: %q", st)
+	}
+	d2.run("rm", "survivor")
+}
+
+// TestBridgeNetwork runs containers on the bridge network, in a network
+// namespace of the test's own: they reach each other, a published port is
+// reached from the host's side, and removal takes the veths and rules.
+func TestBridgeNetwork(t *testing.T) {
+	d := containerDaemon(t, options{network: true})
+	if err := d.netns.Do(func(ns.NetNS) error {
+		lo, err := netlink.LinkByName("lo")
+		if err != nil {
+			return err
+		}
+		return netlink.LinkSetUp(lo)
+	}); err != nil {
+		t.Fatal(err)
+	}
+	port := 18000 + time.Now().Nanosecond()%1000
+	d.run("run", "-d", "--name", "web", "-p", fmt.Sprintf("127.0.0.1:%d:80", port), image,
+		"sh", "-c", "mkdir /www && echo hello-web > /www/index.html && exec httpd -f -p 80 -h /www")
+	ip := strings.TrimSpace(d.run("inspect", "-f", "{{.NetworkSettings.IPAddress}}", "web"))
+	_, subnet, _ := net.ParseCIDR(d.subnet)
+	if parsed := net.ParseIP(ip); parsed == nil || !subnet.Contains(parsed) {
+		t.Fatalf("the container's address %q is not in the daemon's subnet %s", ip, d.subnet)
+	}
+	if out := d.run("ps", "--format", "{{.Ports}}"); out != fmt.Sprintf("127.0.0.1:%d->80/tcp\n", port) {
+		t.Errorf("ps PORTS: %q", out)
+	}
+	var body string
+	waitFor(t, "the published port to answer", func() bool {
+		var err error
+		body, err = netenv.Fetch(d.netns, fmt.Sprintf("127.0.0.1:%d", port))
+		return err == nil
+	})
+	if body != "hello-web\n" {
+		t.Errorf("GET through the published port: %q", body)
+	}
+	// Another container reaches it by address over the bridge.
+	r := d.berth("", "run", "--rm", image, "wget", "-q", "-O", "-", "http://"+ip+"/")
+	if r.code != 0 || r.stdout != "hello-web\n" {
+		t.Errorf("wget from a second container: %v", r)
+	}
+	if out := d.run("exec", "web", "cat", "/etc/hosts"); !strings.Contains(out, ip+"\t") {
+		t.Errorf("/etc/hosts lacks the container's address:\n%s", out)
+	}
+	if n := len(netenv.Veths(t, d.netns)); n != 1 {
+		t.Errorf("%d veths with one container running, want 1", n)
+	}
+	d.run("rm", "-f", "web")
+	if v := netenv.Veths(t, d.netns); len(v) != 0 {
+		t.Errorf("veths left after rm: %v", v)
+	}
+	if _, err := netenv.Fetch(d.netns, fmt.Sprintf("127.0.0.1:%d", port)); err == nil {
+		t.Error("the published port still answers after rm")
+	}
+	if rules := netenv.Ruleset(t, d.netns); strings.Contains(rules, ip+" ") || strings.Contains(rules, ip+":") {
+		t.Errorf("rules naming %s left after rm:\n%s", ip, rules)
+	}
+}
+
+func waitFor(t *testing.T, what string, ok func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for !ok() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
