@@ -147,13 +147,13 @@ func openContainers(ctx context.Context, d *daemon.Daemon, imgs *images.Service)
 	if err != nil {
 		return nil, nil, err
 	}
-	var nw *network.Manager
+	var networks containers.Networks
 	if !cfg.NoNetwork {
 		dirs := []string{"/opt/cni/bin"}
 		if self, err := os.Executable(); err == nil {
 			dirs = append([]string{filepath.Dir(self)}, dirs...)
 		}
-		nw, err = network.New(network.Config{
+		nw, err := network.New(network.Config{
 			PluginDirs: dirs,
 			StateDir:   filepath.Join(cfg.State, "network"),
 			Bridge:     cfg.Bridge,
@@ -162,6 +162,7 @@ func openContainers(ctx context.Context, d *daemon.Daemon, imgs *images.Service)
 		if err != nil {
 			return nil, nil, fmt.Errorf("the bridge network (run with --no-network to go without): %w", err)
 		}
+		networks = containers.SingleNetwork(nw)
 	}
 	var ctrs *containers.Service
 	shimEvents := shimclient.NewEvents(func(ctx context.Context, ns, topic string, ev proto.Message) {
@@ -175,7 +176,7 @@ func openContainers(ctx context.Context, d *daemon.Daemon, imgs *images.Service)
 		DB:           d.DB(),
 		Images:       imgs,
 		Snapshotter:  d.Snapshots().Snapshotter(),
-		Network:      nw,
+		Networks:     networks,
 		Events:       d.Events(),
 		CgroupParent: cfg.CgroupParent,
 		Shim: shimclient.Config{

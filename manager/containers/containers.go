@@ -32,7 +32,6 @@ import (
 	"github.com/berth-project/berth/manager/events"
 	"github.com/berth-project/berth/manager/images"
 	"github.com/berth-project/berth/manager/log"
-	"github.com/berth-project/berth/manager/network"
 	"github.com/berth-project/berth/manager/shimclient"
 	containersv1 "github.com/berth-project/berth/proto/services/containers/v1"
 	"github.com/berth-project/berth/snapshotter"
@@ -45,9 +44,11 @@ type Config struct {
 	DB          *bolt.DB
 	Images      *images.Service
 	Snapshotter snapshotter.Snapshotter
-	// Network attaches containers to the bridge network; nil allows only
+	// Networks are the networks containers join; nil allows only
 	// --network host and none.
-	Network *network.Manager
+	Networks Networks
+	// Volumes keeps the volumes containers mount; nil refuses volumes.
+	Volumes Volumes
 	// Shim says how to run shims; its Address is where berthd serves the
 	// events shims forward.
 	Shim   shimclient.Config
@@ -142,12 +143,12 @@ func Open(ctx context.Context, cfg Config) (*Service, error) {
 			s.recover(ctx, c, r)
 		}
 	}
-	if s.cfg.Network != nil {
-		var ids []string
+	if gc, ok := s.cfg.Networks.(gcNetworks); ok {
+		ids := []string{}
 		for _, r := range recs {
 			ids = append(ids, r.GetId())
 		}
-		if err := s.cfg.Network.GC(ctx, ids); err != nil {
+		if err := gc.GC(ctx, ids); err != nil {
 			log.L(ctx).Warn("network garbage collection", "error", err)
 		}
 	}

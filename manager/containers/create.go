@@ -35,7 +35,7 @@ func (s *Service) Create(ctx context.Context, name string, cfg *containersv1.Con
 	if name != "" && !validName.MatchString(name) {
 		return nil, fmt.Errorf("Invalid container name (%s), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed: %w", name, errdefs.ErrInvalidArgument)
 	}
-	if err := validateConfig(cfg, s.cfg.Network != nil); err != nil {
+	if err := s.validateConfig(ctx, cfg); err != nil {
 		return nil, err
 	}
 	img, err := s.cfg.Images.Get(ctx, cfg.GetImage())
@@ -86,6 +86,14 @@ func (s *Service) Create(ctx context.Context, name string, cfg *containersv1.Con
 			}
 		}
 	}()
+	if err := s.useVolumes(ctx, id, cfg, parent); err != nil {
+		return nil, err
+	}
+	defer func() {
+		if retErr != nil {
+			s.releaseVolumes(context.WithoutCancel(ctx), id, cfg, true)
+		}
+	}()
 	v, err := proto.Marshal(rec)
 	if err != nil {
 		return nil, err
@@ -124,33 +132,44 @@ func (s *Service) Create(ctx context.Context, name string, cfg *containersv1.Con
 	return rec, nil
 }
 
-// validateConfig checks what can be checked before anything is made.
-func validateConfig(cfg *containersv1.Config, haveNetwork bool) error {
-	if cfg.GetNetworkMode() == "" || cfg.GetNetworkMode() == "default" {
-		// As dockerd with --bridge=none: without the bridge network,
-		// containers have none.
+// validateConfig checks what can be checked before anything is made, and
+// settles the network: the default is "bridge", or "none" on a daemon
+// without networks (as dockerd with --bridge=none).
+func (s *Service) validateConfig(ctx context.Context, cfg *containersv1.Config) error {
+	mode := cfg.GetNetworkMode()
+	if mode == "" || mode == "default" {
 		cfg.NetworkMode = "none"
-		if haveNetwork {
-			cfg.NetworkMode = "bridge"
+		if s.cfg.Networks != nil {
+			if _, err := s.cfg.Networks.Network(ctx, "bridge"); err == nil {
+				cfg.NetworkMode = "bridge"
+			}
 		}
 	}
-	switch cfg.GetNetworkMode() {
-	case "bridge":
-		if !haveNetwork {
-			return fmt.Errorf("network bridge is not available on this daemon (berthd runs without networking): use --network host or none: %w", errdefs.ErrInvalidArgument)
-		}
+	switch mode = cfg.GetNetworkMode(); mode {
 	case "host", "none":
 		if len(cfg.GetPorts()) > 0 {
-			return fmt.Errorf("published ports are discarded when using %s network mode: use --network bridge to publish: %w", cfg.GetNetworkMode(), errdefs.ErrInvalidArgument)
+			return fmt.Errorf("published ports are discarded when using %s network mode: use a bridge network to publish: %w", mode, errdefs.ErrInvalidArgument)
 		}
 	default:
-		return fmt.Errorf("network %s not found: berth has the networks bridge, host and none: %w", cfg.GetNetworkMode(), errdefs.ErrNotFound)
+		if s.cfg.Networks == nil {
+			if mode == "bridge" {
+				return fmt.Errorf("network bridge is not available on this daemon (berthd runs without networking): use --network host or none: %w", errdefs.ErrInvalidArgument)
+			}
+			return fmt.Errorf("network %s not found: %w", mode, errdefs.ErrNotFound)
+		}
+		if _, err := s.cfg.Networks.Network(ctx, mode); err != nil {
+			if errdefs.IsNotFound(err) {
+				return fmt.Errorf("network %s not found: %w", mode, errdefs.ErrNotFound)
+			}
+			return err
+		}
 	}
 	for _, m := range cfg.GetMounts() {
 		if !filepath.IsAbs(m.GetDestination()) {
 			return fmt.Errorf("invalid mount config: the mount destination %q is not an absolute path: %w", m.GetDestination(), errdefs.ErrInvalidArgument)
 		}
-		if m.GetType() == "bind" || m.GetType() == "" {
+		switch m.GetType() {
+		case "bind", "":
 			if !filepath.IsAbs(m.GetSource()) {
 				return fmt.Errorf("invalid mount config: bind source %q is not an absolute path: %w", m.GetSource(), errdefs.ErrInvalidArgument)
 			}
@@ -160,9 +179,13 @@ func validateConfig(cfg *containersv1.Config, haveNetwork bool) error {
 				}
 				return fmt.Errorf("bind source %s: %w", m.GetSource(), err)
 			}
-		}
-		if m.GetType() == "volume" {
-			return fmt.Errorf("named volumes are not supported yet (%s:%s): bind-mount a host directory instead: %w", m.GetSource(), m.GetDestination(), errdefs.ErrNotImplemented)
+		case "volume":
+			if s.cfg.Volumes == nil {
+				return fmt.Errorf("volumes are not available on this daemon: bind-mount a host directory instead: %w", errdefs.ErrNotImplemented)
+			}
+		case "tmpfs":
+		default:
+			return fmt.Errorf("invalid mount config: unknown mount type %q: want bind, volume or tmpfs: %w", m.GetType(), errdefs.ErrInvalidArgument)
 		}
 	}
 	if cfg.GetStopSignal() != "" {
@@ -170,10 +193,8 @@ func validateConfig(cfg *containersv1.Config, haveNetwork bool) error {
 			return err
 		}
 	}
-	if rp := cfg.GetRestartPolicy(); rp != "" && rp != "no" {
-		if cfg.GetAutoRemove() {
-			return fmt.Errorf("conflicting options: cannot specify both --restart and --rm: %w", errdefs.ErrInvalidArgument)
-		}
+	if rp := cfg.GetRestartPolicy(); rp != "" && rp != "no" && cfg.GetAutoRemove() {
+		return fmt.Errorf("conflicting options: cannot specify both --restart and --rm: %w", errdefs.ErrInvalidArgument)
 	}
 	return nil
 }

@@ -148,8 +148,9 @@ func (s *Service) Kill(ctx context.Context, ref, signal string) error {
 }
 
 // Remove removes a container that does not run (with force, it is killed
-// first): its snapshot, its files and its record.
-func (s *Service) Remove(ctx context.Context, ref string, force bool) error {
+// first): its snapshot, its files and its record; with volumes, its
+// anonymous volumes too.
+func (s *Service) Remove(ctx context.Context, ref string, force, volumes bool) error {
 	id, err := s.Resolve(ref)
 	if err != nil {
 		return err
@@ -188,6 +189,9 @@ func (s *Service) Remove(ctx context.Context, ref string, force bool) error {
 	if err := s.cfg.Snapshotter.Remove(ctx, snapshotKey(id)); err != nil && !errdefs.IsNotFound(err) {
 		_, _ = s.update(id, func(r *containersv1.Container) { r.State.Status = StatusDead })
 		return fmt.Errorf("remove the root filesystem of %s: %w", r.GetName(), err)
+	}
+	if s.cfg.Volumes != nil {
+		s.releaseVolumes(ctx, id, r.GetConfig(), volumes)
 	}
 	if err := os.RemoveAll(s.dir(id)); err != nil {
 		log.L(ctx).Warn("remove the container's files", "id", id, "error", err)
@@ -332,7 +336,7 @@ func (s *Service) Prune(ctx context.Context, fs []string) ([]string, error) {
 		if !args.MatchLabels("label", r.GetConfig().GetLabels()) || (!until.IsZero() && !r.GetCreated().AsTime().Before(until)) {
 			continue
 		}
-		if err := s.Remove(ctx, r.GetId(), false); err != nil {
+		if err := s.Remove(ctx, r.GetId(), false, false); err != nil {
 			if !errdefs.IsNotFound(err) && !errdefs.IsFailedPrecondition(err) {
 				errs = append(errs, err)
 			}

@@ -3,17 +3,15 @@ package containers
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
 	taskapi "github.com/containerd/containerd/api/runtime/task/v2"
 	"github.com/containerd/errdefs"
-	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/berth-project/berth/manager/events"
@@ -67,7 +65,7 @@ func (s *Service) Start(ctx context.Context, ref string) error {
 	err = s.start(ctx, c, r)
 	if err != nil && r.GetConfig().GetAutoRemove() {
 		// As docker: a --rm container that cannot start goes.
-		if rerr := s.Remove(context.WithoutCancel(ctx), id, true); rerr != nil {
+		if rerr := s.Remove(context.WithoutCancel(ctx), id, true, true); rerr != nil {
 			log.L(ctx).Warn("auto-remove after a failed start", "id", id, "error", rerr)
 		}
 	}
@@ -161,16 +159,26 @@ func (s *Service) launch(ctx context.Context, r *containersv1.Container) (_ *run
 
 	var att *network.Attachment
 	netns := ""
-	if cfg.GetNetworkMode() == "bridge" {
+	switch mode := cfg.GetNetworkMode(); mode {
+	case "host", "none":
+	default:
+		nw, err := s.network(ctx, mode)
+		if err != nil {
+			return nil, nil, err
+		}
 		ports := portMappings(cfg.GetPorts())
-		if att, err = s.cfg.Network.Setup(ctx, id, ports); err != nil {
-			return nil, nil, fmt.Errorf("network: %w", err)
+		if att, err = nw.Setup(ctx, id, ports); err != nil {
+			return nil, nil, fmt.Errorf("network %s: %w", mode, err)
 		}
 		u.push(func() {
-			if err := s.cfg.Network.Teardown(context.WithoutCancel(ctx), id, att.Ports); err != nil {
+			if err := nw.Teardown(context.WithoutCancel(ctx), id, att.Ports); err != nil {
 				log.L(ctx).Warn("network teardown after a failed start", "id", id, "error", err)
 			}
 		})
+		if err := s.cfg.Networks.Attached(ctx, mode, id); err != nil {
+			return nil, nil, err
+		}
+		u.push(func() { _ = s.cfg.Networks.Detached(context.WithoutCancel(ctx), mode, id) })
 		netns = att.NetNSPath
 	}
 	hostname := cfg.GetHostname()
@@ -187,7 +195,16 @@ func (s *Service) launch(ctx context.Context, r *containersv1.Container) (_ *run
 		{Type: "bind", Source: hostnameFile, Destination: "/etc/hostname"},
 	}
 	for _, m := range cfg.GetMounts() {
-		mounts = append(mounts, ocispec.Mount{Type: m.GetType(), Source: m.GetSource(), Destination: m.GetDestination(), ReadOnly: m.GetReadOnly(), Options: m.GetOptions()})
+		om := ocispec.Mount{Type: m.GetType(), Source: m.GetSource(), Destination: m.GetDestination(), ReadOnly: m.GetReadOnly(), Options: m.GetOptions()}
+		if m.GetType() == "volume" {
+			_, dir, _, err := s.cfg.Volumes.Use(ctx, m.GetSource(), id)
+			if err != nil {
+				return nil, nil, fmt.Errorf("volume %s: %w", m.GetSource(), err)
+			}
+			om.Source = dir
+			om.Options = slices.DeleteFunc(slices.Clone(om.Options), func(o string) bool { return o == "nocopy" || o == "volume-nocopy" })
+		}
+		mounts = append(mounts, om)
 	}
 	spec, err := ocispec.Generate(ocispec.Options{
 		ID:             id,
@@ -336,7 +353,8 @@ func (s *Service) finish(ctx context.Context, c *container, run *running, code i
 	c.mu.Unlock()
 	s.publish(ctx, events.ActionDie, rec, map[string]string{"exitCode": fmt.Sprint(code)})
 	if rec.GetConfig().GetAutoRemove() {
-		if err := s.Remove(ctx, c.id, false); err != nil && !errdefs.IsNotFound(err) {
+		// --rm takes the anonymous volumes too, as docker's does.
+		if err := s.Remove(ctx, c.id, false, true); err != nil && !errdefs.IsNotFound(err) {
 			log.L(ctx).Warn("auto-remove", "id", c.id, "error", err)
 		}
 	}
@@ -364,9 +382,18 @@ func (s *Service) teardown(ctx context.Context, id string, run *running, r *cont
 // releaseRun undoes what a start set up outside the shim: the network and
 // the root filesystem mount, and the bundle.
 func (s *Service) releaseRun(ctx context.Context, id string, r *containersv1.Container) {
-	if r.GetConfig().GetNetworkMode() == "bridge" && s.cfg.Network != nil {
-		if err := s.cfg.Network.Teardown(ctx, id, portMappingsOf(r)); err != nil {
-			log.L(ctx).Warn("network teardown", "id", id, "error", err)
+	if mode := r.GetConfig().GetNetworkMode(); mode != "host" && mode != "none" {
+		nw, err := s.network(ctx, mode)
+		if err == nil {
+			err = nw.Teardown(ctx, id, portMappingsOf(r))
+		}
+		if err != nil {
+			log.L(ctx).Warn("network teardown", "id", id, "network", mode, "error", err)
+		}
+		if s.cfg.Networks != nil {
+			if err := s.cfg.Networks.Detached(ctx, mode, id); err != nil {
+				log.L(ctx).Warn("network detach", "id", id, "network", mode, "error", err)
+			}
 		}
 	}
 	rootfs := filepath.Join(s.bundle(id), "rootfs")
@@ -424,6 +451,14 @@ func (s *Service) recover(ctx context.Context, c *container, r *containersv1.Con
 	close(c.exited)
 }
 
+// network finds the network a container joins.
+func (s *Service) network(ctx context.Context, name string) (*network.Manager, error) {
+	if s.cfg.Networks == nil {
+		return nil, fmt.Errorf("network %s: berthd runs without networks: %w", name, errdefs.ErrFailedPrecondition)
+	}
+	return s.cfg.Networks.Network(ctx, name)
+}
+
 func portMappings(ps []*containersv1.PortBinding) []network.PortMapping {
 	var out []network.PortMapping
 	for _, p := range ps {
@@ -460,9 +495,3 @@ func networkSettings(mode string, a *network.Attachment) *containersv1.NetworkSe
 	}
 	return ns
 }
-
-var (
-	_ = net.IP{}
-	_ = errors.New
-	_ specs.Spec
-)

@@ -45,7 +45,7 @@ func (c *Containers) Kill(ctx context.Context, req *containersv1.KillRequest) (*
 }
 
 func (c *Containers) Remove(ctx context.Context, req *containersv1.RemoveRequest) (*emptypb.Empty, error) {
-	return &emptypb.Empty{}, c.svc.Remove(ctx, req.GetId(), req.GetForce())
+	return &emptypb.Empty{}, c.svc.Remove(ctx, req.GetId(), req.GetForce(), req.GetVolumes())
 }
 
 func (c *Containers) List(ctx context.Context, req *containersv1.ListRequest) (*containersv1.ListResponse, error) {
