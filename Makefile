@@ -86,21 +86,32 @@ bench: build ## benchmark each part against its counterpart side by side (runtim
 	$(GO) run ./hack/bench snapshot -snapshotter bin/berth-snapshotter
 	$(GO) run ./hack/bench pull
 
-demo: build ## run a container from a bundle with berth-runtime; start berthd and ask it with berth version and berth info
+demo: build ## run a container from a bundle with berth-runtime; start berthd and run containers through it with berth
 	rm -rf $(DEMO_DIR)
 	$(GO) run ./hack/mkimage -bundle $(DEMO_DIR) -- sh -c 'echo "hello from a berth container: $$(hostname), $$(cat /etc/berth-release)"; id'
 	bin/berth-runtime run --bundle $(DEMO_DIR) berth-demo-$$$$
 	rm -rf $(DEMO_DIR)
-	@# A berthd of the demo's own (root, state and socket in $(DEMO_DIR)-daemon), so
-	@# that it runs beside a berthd already serving; stopped by its PID at the end.
-	@d=$(DEMO_DIR)-daemon; rm -rf $$d; mkdir -p $$d; host=unix://$$d/run/berthd.sock; \
-	echo "+ bin/berthd --root $$d/root --state $$d/run -H $$host &"; \
-	bin/berthd --root $$d/root --state $$d/run -H $$host 2>$$d/berthd.log & pid=$$!; \
-	trap 'kill -TERM '$$pid' 2>/dev/null; wait '$$pid'; rm -rf '$$d EXIT; \
+	@# A berthd of the demo's own (root, state, socket and bridge), so that it
+	@# runs beside a berthd already serving; stopped by its PID at the end, its
+	@# containers removed and its bridge deleted.
+	@d=$(DEMO_DIR)-daemon; rm -rf $$d; mkdir -p $$d; host=unix://$$d/run/berthd.sock; b="bin/berth -H $$host"; \
+	echo "+ bin/berthd --root $$d/root --state $$d/run -H $$host --bridge berthdemo0 --subnet 10.213.0.0/24 --cgroup-parent /berth-demo &"; \
+	bin/berthd --root $$d/root --state $$d/run -H $$host --bridge berthdemo0 --subnet 10.213.0.0/24 --cgroup-parent /berth-demo 2>$$d/berthd.log & pid=$$!; \
+	trap '$$b rm -f demo-web >/dev/null 2>&1; kill -TERM '$$pid' 2>/dev/null; wait '$$pid'; ip link del berthdemo0 2>/dev/null; find /sys/fs/cgroup -maxdepth 3 -depth -path "*/berth-demo*" -type d -exec rmdir {} + 2>/dev/null; rm -rf '$$d EXIT; \
 	for i in $$(seq 100); do [ -S $$d/run/berthd.sock ] && break; kill -0 $$pid 2>/dev/null || break; sleep 0.1; done; \
 	[ -S $$d/run/berthd.sock ] || { echo "berthd did not start:"; cat $$d/berthd.log; exit 1; }; \
-	echo "+ bin/berth -H $$host version"; bin/berth -H $$host version && \
-	echo "+ bin/berth -H $$host info" && bin/berth -H $$host info && \
+	set -e; \
+	echo "+ berth version"; $$b version; \
+	$(GO) run ./hack/mkimage -docker-archive $$d/image.tar; \
+	echo "+ berth load -i image.tar"; $$b load -i $$d/image.tar; \
+	echo "+ berth run --rm berth-test sh -c '...'"; \
+	$$b run --rm berth-test sh -c 'echo "hello from a container of berthd: $$(hostname), $$(ip -4 -o addr show eth0 | cut -d" " -f7)"'; \
+	echo "+ berth run -d --name demo-web -p 127.0.0.1:18088:80 berth-test httpd ..."; \
+	$$b run -d --name demo-web -p 127.0.0.1:18088:80 berth-test sh -c 'mkdir /www && echo "hello over http from demo-web" > /www/index.html && exec httpd -f -p 80 -h /www'; \
+	$$b ps; \
+	for i in $$(seq 50); do busybox wget -q -O - http://127.0.0.1:18088/ 2>/dev/null && break; sleep 0.1; done; \
+	echo "+ berth exec demo-web cat /etc/hostname"; $$b exec demo-web cat /etc/hostname; \
+	echo "+ berth rm -f demo-web"; $$b rm -f demo-web; \
 	echo "+ kill -TERM $$pid (berthd)"
 
 # berth's API: each .proto under proto/ with its generated Go beside it.
