@@ -123,6 +123,7 @@ func run(ctx context.Context, cfg daemon.Config) error {
 		Images:     server.NewImages(imgs, d.Snapshots().Backend()),
 		Containers: server.NewContainers(ctrs),
 		Extra:      shimEvents.Register,
+		Stopping:   ctrs.Stopping,
 	})
 	// The container and image services go before the daemon closes the
 	// database and the snapshot store under them; containers keep running

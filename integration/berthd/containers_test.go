@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -15,6 +16,7 @@ import (
 	"github.com/vishvananda/netlink"
 
 	"github.com/berth-project/berth/hack/testimage"
+	"github.com/berth-project/berth/integration/testenv"
 	"github.com/berth-project/berth/integration/testenv/netenv"
 )
 
@@ -282,5 +284,48 @@ func waitFor(t *testing.T, what string, ok func() bool) {
 			t.Fatalf("timed out waiting for %s", what)
 		}
 		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// TestShutdownEndsWaitingCalls stops berthd while clients wait on a
+// container (wait, logs -f, an attached run): the daemon does not wait for
+// them, they end with an error, and the container runs on.
+func TestShutdownEndsWaitingCalls(t *testing.T) {
+	d := containerDaemon(t, options{})
+	d.run("run", "-d", "--name", "long", image, "sh", "-c", "echo up; while true; do sleep 0.1; done")
+	waitFor(t, "the container's first line", func() bool { return d.run("logs", "long") == "up\n" })
+	type call struct {
+		args []string
+		cmd  *exec.Cmd
+		out  strings.Builder
+	}
+	calls := []*call{{args: []string{"wait", "long"}}, {args: []string{"logs", "-f", "long"}}, {args: []string{"attach", "long"}}}
+	for _, c := range calls {
+		c.cmd = exec.Command(testenv.Binary(t, "berth"), append([]string{"-H", d.host}, c.args...)...)
+		c.cmd.Stdout, c.cmd.Stderr = &c.out, &c.out
+		if err := c.cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.cmd.Process.Kill(); c.cmd.Wait() })
+	}
+	// The logs follower has printed the line: it is streaming.
+	waitFor(t, "logs -f to stream", func() bool { return strings.Contains(calls[1].out.String(), "up") })
+	// The shutdown timeout is the daemon's default (15 s); the calls are
+	// ended at once rather than waited for.
+	if err := d.stop(30 * time.Second); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range calls {
+		c.cmd.Wait()
+	}
+	if code := calls[0].cmd.ProcessState.ExitCode(); code == 0 || !strings.Contains(calls[0].out.String(), "shutting down") {
+		t.Errorf("berth wait across the shutdown: exit %d, %q; want a failure saying berthd is shutting down", code, calls[0].out.String())
+	}
+	if !strings.Contains(d.logTail(), "stopped") {
+		t.Errorf("berthd did not stop cleanly:\n%s", d.logTail())
+	}
+	d2 := startDaemon(t, options{root: d.root, state: d.state})
+	if st := d2.status("long"); st != "running 0" {
+		t.Errorf("after the shutdown and a restart: %q, want running", st)
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -40,6 +41,8 @@ type AttachOptions struct {
 // miss nothing), then the output of the current or next run, and last its
 // exit code. It returns when the run ends, or when ctx ends.
 func (s *Service) Attach(ctx context.Context, ref string, o AttachOptions, recv func() (Input, error), send func(*containersv1.AttachOutput) error) error {
+	ctx, cancel := s.untilStopping(ctx)
+	defer cancel()
 	id, r, err := s.lookup(ref)
 	if err != nil {
 		return err
@@ -115,6 +118,9 @@ func pump(ctx context.Context, a *attachment, exited <-chan struct{}, code func(
 		case <-a.gone:
 			return fmt.Errorf("attached client too slow: output was lost: %w", errdefs.ErrResourceExhausted)
 		case <-ctx.Done():
+			if errors.Is(context.Cause(ctx), ErrStopping) {
+				return ErrStopping
+			}
 			return nil
 		case <-exited:
 			for {
@@ -136,6 +142,8 @@ func pump(ctx context.Context, a *attachment, exited <-chan struct{}, code func(
 // Exec runs another process in a running container, as Attach streams a
 // container's: attached once it started, its output, its exit code.
 func (s *Service) Exec(ctx context.Context, start *containersv1.ExecStart, recv func() (Input, error), send func(*containersv1.AttachOutput) error) (retErr error) {
+	ctx, cancel := s.untilStopping(ctx)
+	defer cancel()
 	if len(start.GetCmd()) == 0 {
 		return fmt.Errorf("no command given to exec: %w", errdefs.ErrInvalidArgument)
 	}

@@ -64,6 +64,28 @@ type Service struct {
 
 	mu   sync.Mutex
 	live map[string]*container // by ID, every container recorded
+
+	// stopping ends when berthd begins to shut down.
+	stopping context.Context
+	stop     context.CancelFunc
+}
+
+// ErrStopping ends the calls that wait (attach, exec, wait, logs -f) when
+// berthd shuts down: they must not hold the shutdown up.
+var ErrStopping = fmt.Errorf("berthd is shutting down: %w", errdefs.ErrUnavailable)
+
+// Stopping ends the calls that wait: call it when shutdown begins, before
+// waiting for the calls in flight.
+func (s *Service) Stopping() { s.stop() }
+
+// untilStopping is ctx, ended also when berthd begins to shut down.
+func (s *Service) untilStopping(ctx context.Context) (context.Context, context.CancelFunc) {
+	ctx, cancel := context.WithCancelCause(ctx)
+	unhook := context.AfterFunc(s.stopping, func() { cancel(ErrStopping) })
+	return ctx, func() {
+		unhook()
+		cancel(nil)
+	}
 }
 
 // container is what berthd holds of a container beside its record: the
@@ -119,6 +141,7 @@ func Open(ctx context.Context, cfg Config) (*Service, error) {
 		cfg.Events = events.NewBroker()
 	}
 	s := &Service{cfg: cfg, db: cfg.DB, live: map[string]*container{}}
+	s.stopping, s.stop = context.WithCancel(context.Background())
 	if err := s.db.Update(func(tx *bolt.Tx) error {
 		v1, err := tx.CreateBucketIfNotExists(bucketV1)
 		if err != nil {
@@ -158,6 +181,7 @@ func Open(ctx context.Context, cfg Config) (*Service, error) {
 // Close lets the containers run on: their shims outlive berthd. It closes
 // the connections to the shims and the streams berthd copies.
 func (s *Service) Close() error {
+	s.stop()
 	s.mu.Lock()
 	cs := make([]*container, 0, len(s.live))
 	for _, c := range s.live {

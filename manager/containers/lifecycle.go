@@ -259,7 +259,14 @@ func (s *Service) List(ctx context.Context, all bool, fs []string) ([]*container
 
 // Wait waits for a condition: "not-running" (default), "next-exit" or
 // "removed", and returns the exit code of the last run.
-func (s *Service) Wait(ctx context.Context, ref, condition string) (int32, error) {
+func (s *Service) Wait(ctx context.Context, ref, condition string) (_ int32, retErr error) {
+	ctx, cancel := s.untilStopping(ctx)
+	defer cancel()
+	defer func() {
+		if retErr != nil && errors.Is(context.Cause(ctx), ErrStopping) {
+			retErr = ErrStopping
+		}
+	}()
 	id, err := s.Resolve(ref)
 	if err != nil {
 		return 0, err

@@ -26,6 +26,8 @@ type LogsOptions struct {
 // Logs sends the container's log entries to send: those held, then with
 // Follow new ones until the container stops or ctx ends.
 func (s *Service) Logs(ctx context.Context, ref string, o LogsOptions, send func(*containersv1.LogEntry) error) error {
+	ctx, cancel := s.untilStopping(ctx)
+	defer cancel()
 	id, r, err := s.lookup(ref)
 	if err != nil {
 		return err

@@ -23,6 +23,9 @@ type Services struct {
 	// Extra registers other APIs' services on the daemon's server (the
 	// events shims forward).
 	Extra func(*ttrpc.Server)
+	// Stopping is called when shutdown begins, before the calls in flight
+	// are waited for: it ends those that wait on containers.
+	Stopping func()
 }
 
 // Serve serves the API on the socket until ctx ends, then shuts down in
@@ -90,6 +93,9 @@ func (d *Daemon) Serve(ctx context.Context, svc Services) error {
 	// Subscriptions never finish by themselves: end them, then wait for
 	// the calls in flight.
 	d.broker.Close()
+	if svc.Stopping != nil {
+		svc.Stopping()
+	}
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), d.cfg.ShutdownTimeout)
 	defer cancel()
 	if werr := calls.Wait(sctx); werr != nil {
