@@ -81,7 +81,7 @@ func TestInfo(t *testing.T) {
 		t.Errorf("insecure registries %v", info.RegistryConfig.InsecureRegistries)
 	}
 	out := d.run("info")
-	for _, want := range []string{"Server:\n Images: 0\n", " Storage Driver: " + info.Driver + "\n", " Berth Root Dir: " + d.root + "\n", " ID: " + info.ID + "\n"} {
+	for _, want := range []string{"Server:\n Containers: 0\n  Running: 0\n  Paused: 0\n  Stopped: 0\n Images: 0\n", " Storage Driver: " + info.Driver + "\n", " Berth Root Dir: " + d.root + "\n", " ID: " + info.ID + "\n"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("berth info lacks %q:\n%s", want, out)
 		}
@@ -99,17 +99,17 @@ func TestInfo(t *testing.T) {
 func TestSystemDF(t *testing.T) {
 	d := startDaemon(t, options{})
 	out := d.run("system", "df")
-	if !regexp.MustCompile(`^TYPE\s+TOTAL\s+ACTIVE\s+SIZE\s+RECLAIMABLE\nImages\s+0\s+0\s+0B\s+0B\n$`).MatchString(out) {
+	if !regexp.MustCompile(`^TYPE\s+TOTAL\s+ACTIVE\s+SIZE\s+RECLAIMABLE\nImages\s+0\s+0\s+0B\s+0B\nContainers\s+0\s+0\s+0B\s+0B\n$`).MatchString(out) {
 		t.Errorf("berth system df:\n%s", out)
 	}
-	if got := d.run("system", "df", "--format", "{{.Type}}:{{.TotalCount}}:{{.Size}}"); got != "Images:0:0B\n" {
+	if got := d.run("system", "df", "--format", "{{.Type}}:{{.TotalCount}}:{{.Size}}"); got != "Images:0:0B\nContainers:0:0B\n" {
 		t.Errorf("--format template: %q", got)
 	}
 	var row map[string]string
-	if err := json.Unmarshal([]byte(d.run("system", "df", "--format", "json")), &row); err != nil || row["Type"] != "Images" {
+	if err := json.Unmarshal([]byte(strings.SplitN(d.run("system", "df", "--format", "json"), "\n", 2)[0]), &row); err != nil || row["Type"] != "Images" {
 		t.Errorf("--format json: %v, %v", row, err)
 	}
-	if got := d.run("system", "df", "--format", `table {{.Type}}\t{{.Reclaimable}}`); !regexp.MustCompile(`^TYPE\s+RECLAIMABLE\nImages\s+0B\n$`).MatchString(got) {
+	if got := d.run("system", "df", "--format", `table {{.Type}}\t{{.Reclaimable}}`); !regexp.MustCompile(`^TYPE\s+RECLAIMABLE\nImages\s+0B\nContainers\s+0B\n$`).MatchString(got) {
 		t.Errorf("--format table: %q", got)
 	}
 	if got := d.run("system", "df", "-v"); !strings.HasPrefix(got, "Images space usage:\n\nREPOSITORY") {

@@ -329,3 +329,31 @@ func TestShutdownEndsWaitingCalls(t *testing.T) {
 		t.Errorf("after the shutdown and a restart: %q, want running", st)
 	}
 }
+
+// TestSystemSeesContainers: info counts containers, system df has their
+// line, and system prune removes the stopped ones (but not a running one)
+// before the images.
+func TestSystemSeesContainers(t *testing.T) {
+	d := containerDaemon(t, options{})
+	d.run("run", "-d", "--name", "up", image, "sleep", "1000")
+	d.run("run", "--name", "done", image, "sh", "-c", "head -c 100000 /dev/zero > /big")
+	info := d.run("info", "--format", "{{.Containers}} {{.ContainersRunning}} {{.ContainersStopped}}")
+	if info != "2 1 1\n" {
+		t.Errorf("info: containers, running, stopped = %q, want 2 1 1", info)
+	}
+	df := d.run("system", "df", "--format", "{{.Type}} {{.TotalCount}} {{.Active}}")
+	if !strings.Contains(df, "Containers 2 1\n") || !strings.Contains(df, "Images 1 1\n") {
+		t.Errorf("system df:\n%s", df)
+	}
+	out := d.run("system", "prune", "-f")
+	upID := strings.TrimSpace(d.run("inspect", "-f", "{{.Id}}", "up"))
+	if !strings.Contains(out, "Deleted Containers:") || strings.Contains(out, upID) {
+		t.Errorf("system prune:\n%s", out)
+	}
+	if names := d.run("ps", "-a", "--format", "{{.Names}}"); names != "up\n" {
+		t.Errorf("containers after system prune: %q, want only the running one", names)
+	}
+	if r := d.berth("", "rmi", image); r.code == 0 || !strings.Contains(r.stderr, "container") {
+		t.Errorf("rmi of an image a container uses: %v; want a refusal", r)
+	}
+}

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -383,13 +384,41 @@ func (cli *CLI) writeInspect(found []any, format string) error {
 		return nil
 	}
 	for _, v := range found {
-		if err := one(cli.Out, format, v); err != nil {
+		var buf bytes.Buffer
+		err := one(&buf, format, v)
+		if err != nil {
+			// As docker: a template written against the JSON's keys
+			// ({{.Id}}, not {{.ID}}) runs on the JSON itself.
+			if raw, rerr := rawJSON(v); rerr == nil {
+				buf.Reset()
+				if one(&buf, format, raw) == nil {
+					err = nil
+				}
+			}
+		}
+		if err != nil {
 			var st *StatusError
 			if errors.As(err, &st) {
 				return errors.New(st.Msg)
 			}
 			return err
 		}
+		if _, err := buf.WriteTo(cli.Out); err != nil {
+			return err
+		}
 	}
 	return nil
+}
+
+// rawJSON is v as its JSON decodes into maps, numbers kept as written.
+func rawJSON(v any) (any, error) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return nil, err
+	}
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.UseNumber()
+	var out any
+	err = dec.Decode(&out)
+	return out, err
 }

@@ -36,35 +36,43 @@ type ClientInfo struct {
 
 // ServerInfo is berthd's part of info.
 type ServerInfo struct {
-	ID              string
-	Name            string
-	ServerVersion   string
-	Images          int64
-	Driver          string
-	DriverStatus    [][2]string
-	DockerRootDir   string // --root; docker's name
-	StateDir        string // --state
-	CgroupDriver    string
-	CgroupVersion   string
-	KernelVersion   string
-	OperatingSystem string
-	OSVersion       string
-	OSType          string
-	Architecture    string
-	NCPU            int64
-	MemTotal        int64
-	Debug           bool
-	SystemTime      string
-	HTTPProxy       string `json:"HttpProxy"`
-	HTTPSProxy      string `json:"HttpsProxy"`
-	NoProxy         string
-	RegistryConfig  struct{ InsecureRegistries []string }
-	Warnings        []string
+	ID                string
+	Name              string
+	ServerVersion     string
+	Containers        int64
+	ContainersRunning int64
+	ContainersPaused  int64
+	ContainersStopped int64
+	Images            int64
+	Driver            string
+	DriverStatus      [][2]string
+	DockerRootDir     string // --root; docker's name
+	StateDir          string // --state
+	CgroupDriver      string
+	CgroupVersion     string
+	KernelVersion     string
+	OperatingSystem   string
+	OSVersion         string
+	OSType            string
+	Architecture      string
+	NCPU              int64
+	MemTotal          int64
+	Debug             bool
+	SystemTime        string
+	HTTPProxy         string `json:"HttpProxy"`
+	HTTPSProxy        string `json:"HttpsProxy"`
+	NoProxy           string
+	RegistryConfig    struct{ InsecureRegistries []string }
+	Warnings          []string
 }
 
 var infoTmpl = template.Must(template.New("info").Funcs(template.FuncMap{
 	"bytes": func(n int64) string { return units.BytesSize(float64(n)) },
 }).Parse(`Server:
+ Containers: {{.Containers}}
+  Running: {{.ContainersRunning}}
+  Paused: {{.ContainersPaused}}
+  Stopped: {{.ContainersStopped}}
  Images: {{.Images}}
  Server Version: {{.ServerVersion}}
  Storage Driver: {{.Driver}}
@@ -146,27 +154,31 @@ func (cli *CLI) Info(ctx context.Context, opts InfoOptions) error {
 
 func serverInfo(in *systemv1.InfoResponse) *ServerInfo {
 	s := &ServerInfo{
-		ID:              in.GetId(),
-		Name:            in.GetName(),
-		ServerVersion:   in.GetServerVersion(),
-		Images:          in.GetImages(),
-		Driver:          in.GetDriver(),
-		DockerRootDir:   in.GetRootDir(),
-		StateDir:        in.GetStateDir(),
-		CgroupDriver:    in.GetCgroupDriver(),
-		CgroupVersion:   in.GetCgroupVersion(),
-		KernelVersion:   in.GetKernelVersion(),
-		OperatingSystem: in.GetOperatingSystem(),
-		OSVersion:       in.GetOsVersion(),
-		OSType:          in.GetOsType(),
-		Architecture:    in.GetArchitecture(),
-		NCPU:            in.GetNcpu(),
-		MemTotal:        in.GetMemTotal(),
-		Debug:           in.GetDebug(),
-		HTTPProxy:       in.GetHttpProxy(),
-		HTTPSProxy:      in.GetHttpsProxy(),
-		NoProxy:         in.GetNoProxy(),
-		Warnings:        in.GetWarnings(),
+		ID:                in.GetId(),
+		Name:              in.GetName(),
+		ServerVersion:     in.GetServerVersion(),
+		Images:            in.GetImages(),
+		Containers:        in.GetContainers(),
+		ContainersRunning: in.GetContainersRunning(),
+		ContainersPaused:  in.GetContainersPaused(),
+		ContainersStopped: in.GetContainersStopped(),
+		Driver:            in.GetDriver(),
+		DockerRootDir:     in.GetRootDir(),
+		StateDir:          in.GetStateDir(),
+		CgroupDriver:      in.GetCgroupDriver(),
+		CgroupVersion:     in.GetCgroupVersion(),
+		KernelVersion:     in.GetKernelVersion(),
+		OperatingSystem:   in.GetOperatingSystem(),
+		OSVersion:         in.GetOsVersion(),
+		OSType:            in.GetOsType(),
+		Architecture:      in.GetArchitecture(),
+		NCPU:              in.GetNcpu(),
+		MemTotal:          in.GetMemTotal(),
+		Debug:             in.GetDebug(),
+		HTTPProxy:         in.GetHttpProxy(),
+		HTTPSProxy:        in.GetHttpsProxy(),
+		NoProxy:           in.GetNoProxy(),
+		Warnings:          in.GetWarnings(),
 	}
 	if t := in.GetSystemTime(); t != nil {
 		s.SystemTime = t.AsTime().Local().Format(time.RFC3339Nano)

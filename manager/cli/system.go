@@ -52,12 +52,19 @@ func (cli *CLI) DiskUsage(ctx context.Context, opts DiskUsageOptions) error {
 	if opts.Verbose && (opts.Format == "" || opts.Format == formatTable) {
 		return cli.diskUsageVerbose(img)
 	}
+	ctr := du.GetContainers()
 	rows := []any{DiskUsageRow{
 		Type:        "Images",
 		TotalCount:  fmt.Sprint(img.GetTotal()),
 		Active:      fmt.Sprint(img.GetActive()),
 		Size:        units.HumanSize(float64(img.GetSize())),
 		Reclaimable: reclaimable(img.GetReclaimable(), img.GetSize()),
+	}, DiskUsageRow{
+		Type:        "Containers",
+		TotalCount:  fmt.Sprint(ctr.GetTotal()),
+		Active:      fmt.Sprint(ctr.GetActive()),
+		Size:        units.HumanSize(float64(ctr.GetSize())),
+		Reclaimable: reclaimable(ctr.GetReclaimable(), ctr.GetSize()),
 	}}
 	return list(cli.Out, opts.Format, diskUsageTable, diskUsageHeaders, rows)
 }
@@ -158,7 +165,7 @@ func (cli *CLI) SystemPrune(ctx context.Context, opts PruneOptions) error {
 		if opts.All {
 			what = "all images without at least one container associated to them"
 		}
-		fmt.Fprintf(cli.Out, "WARNING! This will remove:\n  - %s\n  - the disk space of removed snapshots\n\nAre you sure you want to continue? [y/N] ", what)
+		fmt.Fprintf(cli.Out, "WARNING! This will remove:\n  - all stopped containers\n  - %s\n  - the disk space of removed snapshots\n\nAre you sure you want to continue? [y/N] ", what)
 		if !confirmed(cli.In) {
 			return fmt.Errorf("system prune has been cancelled")
 		}
@@ -170,6 +177,13 @@ func (cli *CLI) SystemPrune(ctx context.Context, opts PruneOptions) error {
 	resp, err := c.SystemPrune(ctx, &systemv1.PruneRequest{All: opts.All, Filters: opts.Filters})
 	if err != nil {
 		return err
+	}
+	if ids := resp.GetContainersDeleted(); len(ids) > 0 {
+		fmt.Fprintln(cli.Out, "Deleted Containers:")
+		for _, id := range ids {
+			fmt.Fprintln(cli.Out, id)
+		}
+		fmt.Fprintln(cli.Out)
 	}
 	if items := resp.GetImagesRemoved(); len(items) > 0 {
 		fmt.Fprintln(cli.Out, "Deleted Images:")

@@ -212,13 +212,28 @@ func (s *Service) Remove(ctx context.Context, ref string, force, volumes bool) e
 	return nil
 }
 
-// Get returns a container's record.
-func (s *Service) Get(ctx context.Context, ref string) (*containersv1.Container, error) {
-	id, err := s.Resolve(ref)
+// Get returns a container's record; with size, the bytes its writable
+// layer holds.
+func (s *Service) Get(ctx context.Context, ref string, size bool) (*containersv1.Container, error) {
+	_, r, err := s.lookup(ref)
 	if err != nil {
 		return nil, err
 	}
-	return s.record(id)
+	if size {
+		r.SizeRw = s.sizeRW(ctx, r.GetId())
+	}
+	return r, nil
+}
+
+// SizeRW is the disk a container's writable layer uses, 0 if unknown.
+func (s *Service) SizeRW(ctx context.Context, id string) int64 { return s.sizeRW(ctx, id) }
+
+func (s *Service) sizeRW(ctx context.Context, id string) int64 {
+	u, err := s.cfg.Snapshotter.Usage(ctx, snapshotKey(id))
+	if err != nil {
+		return 0
+	}
+	return u.Size
 }
 
 // listFilterKeys are the keys of `ps --filter`.
@@ -320,29 +335,32 @@ func (s *Service) Wait(ctx context.Context, ref, condition string) (_ int32, ret
 }
 
 // Prune removes the containers that are not running; it returns their
-// IDs.
-func (s *Service) Prune(ctx context.Context, fs []string) ([]string, error) {
-	args, err := filters.Parse(fs, "label", "until")
+// IDs and the bytes their writable layers held.
+func (s *Service) Prune(ctx context.Context, fs []string) ([]string, int64, error) {
+	args, err := filters.Parse(fs, "label", "label!", "until")
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	until, err := untilFilter(args)
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	recs, err := s.records()
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	var removed []string
+	var reclaimed int64
 	var errs []error
 	for _, r := range recs {
 		if st := r.GetState().GetStatus(); st == StatusRunning || st == StatusPaused {
 			continue
 		}
-		if !args.MatchLabels("label", r.GetConfig().GetLabels()) || (!until.IsZero() && !r.GetCreated().AsTime().Before(until)) {
+		if !args.MatchLabels("label", r.GetConfig().GetLabels()) || (args.Has("label!") && args.MatchLabels("label!", r.GetConfig().GetLabels())) ||
+			(!until.IsZero() && !r.GetCreated().AsTime().Before(until)) {
 			continue
 		}
+		size := s.sizeRW(ctx, r.GetId())
 		if err := s.Remove(ctx, r.GetId(), false, false); err != nil {
 			if !errdefs.IsNotFound(err) && !errdefs.IsFailedPrecondition(err) {
 				errs = append(errs, err)
@@ -350,8 +368,9 @@ func (s *Service) Prune(ctx context.Context, fs []string) ([]string, error) {
 			continue
 		}
 		removed = append(removed, r.GetId())
+		reclaimed += size
 	}
-	return removed, errors.Join(errs...)
+	return removed, reclaimed, errors.Join(errs...)
 }
 
 func untilFilter(args filters.Args) (time.Time, error) {

@@ -56,6 +56,9 @@ func (d *Daemon) Serve(ctx context.Context, svc Services) error {
 	if svc.Images != nil {
 		sys.Images = svc.Images
 	}
+	if svc.Containers != nil {
+		sys.Containers = svc.Containers
+	}
 	server.Register(srv, calls, server.Services{
 		System:     server.NewSystem(sys),
 		Events:     server.NewEvents(d.broker),

@@ -53,11 +53,16 @@ func (c *Containers) List(ctx context.Context, req *containersv1.ListRequest) (*
 	if err != nil {
 		return nil, err
 	}
+	if req.GetSize() {
+		for _, r := range rs {
+			r.SizeRw = c.svc.SizeRW(ctx, r.GetId())
+		}
+	}
 	return &containersv1.ListResponse{Containers: rs}, nil
 }
 
 func (c *Containers) Get(ctx context.Context, req *containersv1.GetRequest) (*containersv1.GetResponse, error) {
-	r, err := c.svc.Get(ctx, req.GetId())
+	r, err := c.svc.Get(ctx, req.GetId(), req.GetSize())
 	if err != nil {
 		return nil, err
 	}
@@ -73,8 +78,8 @@ func (c *Containers) Wait(ctx context.Context, req *containersv1.WaitRequest) (*
 }
 
 func (c *Containers) Prune(ctx context.Context, req *containersv1.PruneRequest) (*containersv1.PruneResponse, error) {
-	ids, err := c.svc.Prune(ctx, req.GetFilters())
-	return &containersv1.PruneResponse{Deleted: ids}, err
+	ids, size, err := c.svc.Prune(ctx, req.GetFilters())
+	return &containersv1.PruneResponse{Deleted: ids, SpaceReclaimed: size}, err
 }
 
 func (c *Containers) Logs(ctx context.Context, req *containersv1.LogsRequest, s containersv1.Containers_LogsServer) error {

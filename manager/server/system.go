@@ -18,6 +18,7 @@ import (
 	"github.com/berth-project/berth/manager/hostinfo"
 	"github.com/berth-project/berth/manager/log"
 	"github.com/berth-project/berth/manager/version"
+	containersv1 "github.com/berth-project/berth/proto/services/containers/v1"
 	imagesv1 "github.com/berth-project/berth/proto/services/images/v1"
 	systemv1 "github.com/berth-project/berth/proto/services/system/v1"
 	"github.com/berth-project/berth/snapshotter"
@@ -29,6 +30,13 @@ import (
 type ImageLister interface {
 	List(context.Context, *imagesv1.ListRequest) (*imagesv1.ListResponse, error)
 	Prune(context.Context, *imagesv1.PruneRequest) (*imagesv1.PruneResponse, error)
+}
+
+// ContainerLister is the container service as the system service uses
+// it: *Containers is one.
+type ContainerLister interface {
+	List(context.Context, *containersv1.ListRequest) (*containersv1.ListResponse, error)
+	Prune(context.Context, *containersv1.PruneRequest) (*containersv1.PruneResponse, error)
 }
 
 // SnapshotStore is the snapshot store as the system service reports it;
@@ -50,6 +58,8 @@ type SystemConfig struct {
 	Snapshots          SnapshotStore
 	// Images may be nil: then there are no images to count or prune.
 	Images ImageLister
+	// Containers may be nil: then there are no containers.
+	Containers ContainerLister
 }
 
 // System serves system.v1.
@@ -149,6 +159,23 @@ func (s *System) Info(ctx context.Context, _ *emptypb.Empty) (*systemv1.InfoResp
 	} else {
 		resp.Images = int64(len(list.GetImages()))
 	}
+	if s.cfg.Containers != nil {
+		list, err := s.cfg.Containers.List(ctx, &containersv1.ListRequest{All: true})
+		if err != nil {
+			warn("cannot list the containers: %v", err)
+		}
+		for _, c := range list.GetContainers() {
+			resp.Containers++
+			switch c.GetState().GetStatus() {
+			case "running":
+				resp.ContainersRunning++
+			case "paused":
+				resp.ContainersPaused++
+			default:
+				resp.ContainersStopped++
+			}
+		}
+	}
 	resp.Warnings = warnings
 	return resp, nil
 }
@@ -179,11 +206,35 @@ func (s *System) DiskUsage(ctx context.Context, _ *systemv1.DiskUsageRequest) (*
 		usage.Images = list.GetImages()
 	}
 	usage.Total = int64(len(usage.Images))
-	// No container uses an image yet (berth has no containers so far):
-	// every image is inactive and all of its layers could go.
-	usage.Active = 0
-	usage.Reclaimable = size
-	return &systemv1.DiskUsageResponse{Images: usage}, nil
+	resp := &systemv1.DiskUsageResponse{Images: usage, Containers: &systemv1.ContainersDiskUsage{}}
+	// An image containers were made from is active: its layers stay.
+	used := map[string]bool{}
+	if s.cfg.Containers != nil {
+		list, err := s.cfg.Containers.List(ctx, &containersv1.ListRequest{All: true, Size: true})
+		if err != nil {
+			return nil, fmt.Errorf("list the containers: %w", err)
+		}
+		cu := resp.Containers
+		for _, c := range list.GetContainers() {
+			used[c.GetImageId()] = true
+			cu.Total++
+			cu.Size += c.GetSizeRw()
+			if st := c.GetState().GetStatus(); st == "running" || st == "paused" {
+				cu.Active++
+			} else {
+				cu.Reclaimable += c.GetSizeRw()
+			}
+		}
+	}
+	var activeSize int64
+	for _, im := range usage.Images {
+		if used[im.GetId()] {
+			usage.Active++
+			activeSize += im.GetSize() - im.GetSharedSize()
+		}
+	}
+	usage.Reclaimable = max(size-activeSize, 0)
+	return resp, nil
 }
 
 // committedSize adds up the disk of the committed snapshots: the image
@@ -225,6 +276,15 @@ func (s *System) Prune(ctx context.Context, req *systemv1.PruneRequest) (*system
 	}
 	resp := &systemv1.PruneResponse{}
 	var errs []error
+	// Stopped containers first, as docker: their images may then go.
+	if s.cfg.Containers != nil {
+		r, err := s.cfg.Containers.Prune(ctx, &containersv1.PruneRequest{Filters: req.GetFilters()})
+		if err != nil {
+			errs = append(errs, fmt.Errorf("prune containers: %w", err))
+		}
+		resp.ContainersDeleted = r.GetDeleted()
+		resp.SpaceReclaimed += r.GetSpaceReclaimed()
+	}
 	if s.cfg.Images != nil {
 		r, err := s.cfg.Images.Prune(ctx, &imagesv1.PruneRequest{All: req.GetAll(), Filters: req.GetFilters()})
 		if err != nil {

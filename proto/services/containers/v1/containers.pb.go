@@ -854,6 +854,7 @@ type ListRequest struct {
 	// label=key or label=key=value, status, exited, ancestor. Values of one
 	// key are ORed, different keys ANDed.
 	Filters       []string `protobuf:"bytes,2,rep,name=filters,proto3" json:"filters,omitempty"`
+	Size          bool     `protobuf:"varint,3,opt,name=size,proto3" json:"size,omitempty"` // fill in each container's size_rw
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -900,6 +901,13 @@ func (x *ListRequest) GetFilters() []string {
 		return x.Filters
 	}
 	return nil
+}
+
+func (x *ListRequest) GetSize() bool {
+	if x != nil {
+		return x.Size
+	}
+	return false
 }
 
 type ListResponse struct {
@@ -2397,10 +2405,11 @@ const file_services_containers_v1_containers_proto_rawDesc = "" +
 	"\rRemoveRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x14\n" +
 	"\x05force\x18\x02 \x01(\bR\x05force\x12\x18\n" +
-	"\avolumes\x18\x03 \x01(\bR\avolumes\"9\n" +
+	"\avolumes\x18\x03 \x01(\bR\avolumes\"M\n" +
 	"\vListRequest\x12\x10\n" +
 	"\x03all\x18\x01 \x01(\bR\x03all\x12\x18\n" +
-	"\afilters\x18\x02 \x03(\tR\afilters\"W\n" +
+	"\afilters\x18\x02 \x03(\tR\afilters\x12\x12\n" +
+	"\x04size\x18\x03 \x01(\bR\x04size\"W\n" +
 	"\fListResponse\x12G\n" +
 	"\n" +
 	"containers\x18\x01 \x03(\v2'.berth.services.containers.v1.ContainerR\n" +

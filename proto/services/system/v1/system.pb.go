@@ -220,8 +220,14 @@ type InfoResponse struct {
 	NoProxy         string                 `protobuf:"bytes,22,opt,name=no_proxy,json=noProxy,proto3" json:"no_proxy,omitempty"`
 	RegistryConfig  *RegistryConfig        `protobuf:"bytes,23,opt,name=registry_config,json=registryConfig,proto3" json:"registry_config,omitempty"`
 	Warnings        []string               `protobuf:"bytes,24,rep,name=warnings,proto3" json:"warnings,omitempty"`
-	unknownFields   protoimpl.UnknownFields
-	sizeCache       protoimpl.SizeCache
+	// containers are how many containers there are, and of them how many
+	// run, are paused or are stopped (created or exited).
+	Containers        int64 `protobuf:"varint,25,opt,name=containers,proto3" json:"containers,omitempty"`
+	ContainersRunning int64 `protobuf:"varint,26,opt,name=containers_running,json=containersRunning,proto3" json:"containers_running,omitempty"`
+	ContainersPaused  int64 `protobuf:"varint,27,opt,name=containers_paused,json=containersPaused,proto3" json:"containers_paused,omitempty"`
+	ContainersStopped int64 `protobuf:"varint,28,opt,name=containers_stopped,json=containersStopped,proto3" json:"containers_stopped,omitempty"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
 }
 
 func (x *InfoResponse) Reset() {
@@ -422,6 +428,34 @@ func (x *InfoResponse) GetWarnings() []string {
 	return nil
 }
 
+func (x *InfoResponse) GetContainers() int64 {
+	if x != nil {
+		return x.Containers
+	}
+	return 0
+}
+
+func (x *InfoResponse) GetContainersRunning() int64 {
+	if x != nil {
+		return x.ContainersRunning
+	}
+	return 0
+}
+
+func (x *InfoResponse) GetContainersPaused() int64 {
+	if x != nil {
+		return x.ContainersPaused
+	}
+	return 0
+}
+
+func (x *InfoResponse) GetContainersStopped() int64 {
+	if x != nil {
+		return x.ContainersStopped
+	}
+	return 0
+}
+
 type KeyValue struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Key           string                 `protobuf:"bytes,1,opt,name=key,proto3" json:"key,omitempty"`
@@ -559,6 +593,7 @@ func (*DiskUsageRequest) Descriptor() ([]byte, []int) {
 type DiskUsageResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Images        *ImagesDiskUsage       `protobuf:"bytes,1,opt,name=images,proto3" json:"images,omitempty"`
+	Containers    *ContainersDiskUsage   `protobuf:"bytes,2,opt,name=containers,proto3" json:"containers,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -600,6 +635,83 @@ func (x *DiskUsageResponse) GetImages() *ImagesDiskUsage {
 	return nil
 }
 
+func (x *DiskUsageResponse) GetContainers() *ContainersDiskUsage {
+	if x != nil {
+		return x.Containers
+	}
+	return nil
+}
+
+// ContainersDiskUsage is the "Containers" line of `docker system df`: the
+// disk the containers' writable layers use.
+type ContainersDiskUsage struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Total         int64                  `protobuf:"varint,1,opt,name=total,proto3" json:"total,omitempty"`
+	Active        int64                  `protobuf:"varint,2,opt,name=active,proto3" json:"active,omitempty"`           // running or paused
+	Size          int64                  `protobuf:"varint,3,opt,name=size,proto3" json:"size,omitempty"`               // bytes of every writable layer
+	Reclaimable   int64                  `protobuf:"varint,4,opt,name=reclaimable,proto3" json:"reclaimable,omitempty"` // bytes of the stopped containers' layers
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ContainersDiskUsage) Reset() {
+	*x = ContainersDiskUsage{}
+	mi := &file_services_system_v1_system_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ContainersDiskUsage) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ContainersDiskUsage) ProtoMessage() {}
+
+func (x *ContainersDiskUsage) ProtoReflect() protoreflect.Message {
+	mi := &file_services_system_v1_system_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ContainersDiskUsage.ProtoReflect.Descriptor instead.
+func (*ContainersDiskUsage) Descriptor() ([]byte, []int) {
+	return file_services_system_v1_system_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *ContainersDiskUsage) GetTotal() int64 {
+	if x != nil {
+		return x.Total
+	}
+	return 0
+}
+
+func (x *ContainersDiskUsage) GetActive() int64 {
+	if x != nil {
+		return x.Active
+	}
+	return 0
+}
+
+func (x *ContainersDiskUsage) GetSize() int64 {
+	if x != nil {
+		return x.Size
+	}
+	return 0
+}
+
+func (x *ContainersDiskUsage) GetReclaimable() int64 {
+	if x != nil {
+		return x.Reclaimable
+	}
+	return 0
+}
+
 // ImagesDiskUsage is the "Images" line of `docker system df`, and its
 // images for `-v`.
 type ImagesDiskUsage struct {
@@ -616,7 +728,7 @@ type ImagesDiskUsage struct {
 
 func (x *ImagesDiskUsage) Reset() {
 	*x = ImagesDiskUsage{}
-	mi := &file_services_system_v1_system_proto_msgTypes[7]
+	mi := &file_services_system_v1_system_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -628,7 +740,7 @@ func (x *ImagesDiskUsage) String() string {
 func (*ImagesDiskUsage) ProtoMessage() {}
 
 func (x *ImagesDiskUsage) ProtoReflect() protoreflect.Message {
-	mi := &file_services_system_v1_system_proto_msgTypes[7]
+	mi := &file_services_system_v1_system_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -641,7 +753,7 @@ func (x *ImagesDiskUsage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ImagesDiskUsage.ProtoReflect.Descriptor instead.
 func (*ImagesDiskUsage) Descriptor() ([]byte, []int) {
-	return file_services_system_v1_system_proto_rawDescGZIP(), []int{7}
+	return file_services_system_v1_system_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *ImagesDiskUsage) GetTotal() int64 {
@@ -691,7 +803,7 @@ type PruneRequest struct {
 
 func (x *PruneRequest) Reset() {
 	*x = PruneRequest{}
-	mi := &file_services_system_v1_system_proto_msgTypes[8]
+	mi := &file_services_system_v1_system_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -703,7 +815,7 @@ func (x *PruneRequest) String() string {
 func (*PruneRequest) ProtoMessage() {}
 
 func (x *PruneRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_services_system_v1_system_proto_msgTypes[8]
+	mi := &file_services_system_v1_system_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -716,7 +828,7 @@ func (x *PruneRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PruneRequest.ProtoReflect.Descriptor instead.
 func (*PruneRequest) Descriptor() ([]byte, []int) {
-	return file_services_system_v1_system_proto_rawDescGZIP(), []int{8}
+	return file_services_system_v1_system_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *PruneRequest) GetAll() bool {
@@ -734,16 +846,17 @@ func (x *PruneRequest) GetFilters() []string {
 }
 
 type PruneResponse struct {
-	state          protoimpl.MessageState `protogen:"open.v1"`
-	ImagesRemoved  []*v1.RemovedItem      `protobuf:"bytes,1,rep,name=images_removed,json=imagesRemoved,proto3" json:"images_removed,omitempty"`
-	SpaceReclaimed int64                  `protobuf:"varint,2,opt,name=space_reclaimed,json=spaceReclaimed,proto3" json:"space_reclaimed,omitempty"` // bytes
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	state             protoimpl.MessageState `protogen:"open.v1"`
+	ImagesRemoved     []*v1.RemovedItem      `protobuf:"bytes,1,rep,name=images_removed,json=imagesRemoved,proto3" json:"images_removed,omitempty"`
+	SpaceReclaimed    int64                  `protobuf:"varint,2,opt,name=space_reclaimed,json=spaceReclaimed,proto3" json:"space_reclaimed,omitempty"`         // bytes
+	ContainersDeleted []string               `protobuf:"bytes,3,rep,name=containers_deleted,json=containersDeleted,proto3" json:"containers_deleted,omitempty"` // IDs of the stopped containers removed first
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
 }
 
 func (x *PruneResponse) Reset() {
 	*x = PruneResponse{}
-	mi := &file_services_system_v1_system_proto_msgTypes[9]
+	mi := &file_services_system_v1_system_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -755,7 +868,7 @@ func (x *PruneResponse) String() string {
 func (*PruneResponse) ProtoMessage() {}
 
 func (x *PruneResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_services_system_v1_system_proto_msgTypes[9]
+	mi := &file_services_system_v1_system_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -768,7 +881,7 @@ func (x *PruneResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PruneResponse.ProtoReflect.Descriptor instead.
 func (*PruneResponse) Descriptor() ([]byte, []int) {
-	return file_services_system_v1_system_proto_rawDescGZIP(), []int{9}
+	return file_services_system_v1_system_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *PruneResponse) GetImagesRemoved() []*v1.RemovedItem {
@@ -783,6 +896,13 @@ func (x *PruneResponse) GetSpaceReclaimed() int64 {
 		return x.SpaceReclaimed
 	}
 	return 0
+}
+
+func (x *PruneResponse) GetContainersDeleted() []string {
+	if x != nil {
+		return x.ContainersDeleted
+	}
+	return nil
 }
 
 var File_services_system_v1_system_proto protoreflect.FileDescriptor
@@ -810,7 +930,7 @@ const file_services_system_v1_system_proto_rawDesc = "" +
 	"\adetails\x18\x03 \x03(\v20.berth.services.system.v1.Component.DetailsEntryR\adetails\x1a:\n" +
 	"\fDetailsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xd2\x06\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xfd\a\n" +
 	"\fInfoResponse\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12%\n" +
@@ -840,15 +960,29 @@ const file_services_system_v1_system_proto_rawDesc = "" +
 	"httpsProxy\x12\x19\n" +
 	"\bno_proxy\x18\x16 \x01(\tR\anoProxy\x12Q\n" +
 	"\x0fregistry_config\x18\x17 \x01(\v2(.berth.services.system.v1.RegistryConfigR\x0eregistryConfig\x12\x1a\n" +
-	"\bwarnings\x18\x18 \x03(\tR\bwarnings\"2\n" +
+	"\bwarnings\x18\x18 \x03(\tR\bwarnings\x12\x1e\n" +
+	"\n" +
+	"containers\x18\x19 \x01(\x03R\n" +
+	"containers\x12-\n" +
+	"\x12containers_running\x18\x1a \x01(\x03R\x11containersRunning\x12+\n" +
+	"\x11containers_paused\x18\x1b \x01(\x03R\x10containersPaused\x12-\n" +
+	"\x12containers_stopped\x18\x1c \x01(\x03R\x11containersStopped\"2\n" +
 	"\bKeyValue\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value\"A\n" +
 	"\x0eRegistryConfig\x12/\n" +
 	"\x13insecure_registries\x18\x01 \x03(\tR\x12insecureRegistries\"\x12\n" +
-	"\x10DiskUsageRequest\"V\n" +
+	"\x10DiskUsageRequest\"\xa5\x01\n" +
 	"\x11DiskUsageResponse\x12A\n" +
-	"\x06images\x18\x01 \x01(\v2).berth.services.system.v1.ImagesDiskUsageR\x06images\"\xb5\x01\n" +
+	"\x06images\x18\x01 \x01(\v2).berth.services.system.v1.ImagesDiskUsageR\x06images\x12M\n" +
+	"\n" +
+	"containers\x18\x02 \x01(\v2-.berth.services.system.v1.ContainersDiskUsageR\n" +
+	"containers\"y\n" +
+	"\x13ContainersDiskUsage\x12\x14\n" +
+	"\x05total\x18\x01 \x01(\x03R\x05total\x12\x16\n" +
+	"\x06active\x18\x02 \x01(\x03R\x06active\x12\x12\n" +
+	"\x04size\x18\x03 \x01(\x03R\x04size\x12 \n" +
+	"\vreclaimable\x18\x04 \x01(\x03R\vreclaimable\"\xb5\x01\n" +
 	"\x0fImagesDiskUsage\x12\x14\n" +
 	"\x05total\x18\x01 \x01(\x03R\x05total\x12\x16\n" +
 	"\x06active\x18\x02 \x01(\x03R\x06active\x12\x12\n" +
@@ -857,10 +991,11 @@ const file_services_system_v1_system_proto_rawDesc = "" +
 	"\x06images\x18\x05 \x03(\v2&.berth.services.images.v1.ImageSummaryR\x06images\":\n" +
 	"\fPruneRequest\x12\x10\n" +
 	"\x03all\x18\x01 \x01(\bR\x03all\x12\x18\n" +
-	"\afilters\x18\x02 \x03(\tR\afilters\"\x86\x01\n" +
+	"\afilters\x18\x02 \x03(\tR\afilters\"\xb5\x01\n" +
 	"\rPruneResponse\x12L\n" +
 	"\x0eimages_removed\x18\x01 \x03(\v2%.berth.services.images.v1.RemovedItemR\rimagesRemoved\x12'\n" +
-	"\x0fspace_reclaimed\x18\x02 \x01(\x03R\x0espaceReclaimed2\xde\x02\n" +
+	"\x0fspace_reclaimed\x18\x02 \x01(\x03R\x0espaceReclaimed\x12-\n" +
+	"\x12containers_deleted\x18\x03 \x03(\tR\x11containersDeleted2\xde\x02\n" +
 	"\x06System\x12L\n" +
 	"\aVersion\x12\x16.google.protobuf.Empty\x1a).berth.services.system.v1.VersionResponse\x12F\n" +
 	"\x04Info\x12\x16.google.protobuf.Empty\x1a&.berth.services.system.v1.InfoResponse\x12d\n" +
@@ -879,7 +1014,7 @@ func file_services_system_v1_system_proto_rawDescGZIP() []byte {
 	return file_services_system_v1_system_proto_rawDescData
 }
 
-var file_services_system_v1_system_proto_msgTypes = make([]protoimpl.MessageInfo, 11)
+var file_services_system_v1_system_proto_msgTypes = make([]protoimpl.MessageInfo, 12)
 var file_services_system_v1_system_proto_goTypes = []any{
 	(*VersionResponse)(nil),       // 0: berth.services.system.v1.VersionResponse
 	(*Component)(nil),             // 1: berth.services.system.v1.Component
@@ -888,37 +1023,39 @@ var file_services_system_v1_system_proto_goTypes = []any{
 	(*RegistryConfig)(nil),        // 4: berth.services.system.v1.RegistryConfig
 	(*DiskUsageRequest)(nil),      // 5: berth.services.system.v1.DiskUsageRequest
 	(*DiskUsageResponse)(nil),     // 6: berth.services.system.v1.DiskUsageResponse
-	(*ImagesDiskUsage)(nil),       // 7: berth.services.system.v1.ImagesDiskUsage
-	(*PruneRequest)(nil),          // 8: berth.services.system.v1.PruneRequest
-	(*PruneResponse)(nil),         // 9: berth.services.system.v1.PruneResponse
-	nil,                           // 10: berth.services.system.v1.Component.DetailsEntry
-	(*timestamppb.Timestamp)(nil), // 11: google.protobuf.Timestamp
-	(*v1.ImageSummary)(nil),       // 12: berth.services.images.v1.ImageSummary
-	(*v1.RemovedItem)(nil),        // 13: berth.services.images.v1.RemovedItem
-	(*emptypb.Empty)(nil),         // 14: google.protobuf.Empty
+	(*ContainersDiskUsage)(nil),   // 7: berth.services.system.v1.ContainersDiskUsage
+	(*ImagesDiskUsage)(nil),       // 8: berth.services.system.v1.ImagesDiskUsage
+	(*PruneRequest)(nil),          // 9: berth.services.system.v1.PruneRequest
+	(*PruneResponse)(nil),         // 10: berth.services.system.v1.PruneResponse
+	nil,                           // 11: berth.services.system.v1.Component.DetailsEntry
+	(*timestamppb.Timestamp)(nil), // 12: google.protobuf.Timestamp
+	(*v1.ImageSummary)(nil),       // 13: berth.services.images.v1.ImageSummary
+	(*v1.RemovedItem)(nil),        // 14: berth.services.images.v1.RemovedItem
+	(*emptypb.Empty)(nil),         // 15: google.protobuf.Empty
 }
 var file_services_system_v1_system_proto_depIdxs = []int32{
 	1,  // 0: berth.services.system.v1.VersionResponse.components:type_name -> berth.services.system.v1.Component
-	10, // 1: berth.services.system.v1.Component.details:type_name -> berth.services.system.v1.Component.DetailsEntry
+	11, // 1: berth.services.system.v1.Component.details:type_name -> berth.services.system.v1.Component.DetailsEntry
 	3,  // 2: berth.services.system.v1.InfoResponse.driver_status:type_name -> berth.services.system.v1.KeyValue
-	11, // 3: berth.services.system.v1.InfoResponse.system_time:type_name -> google.protobuf.Timestamp
+	12, // 3: berth.services.system.v1.InfoResponse.system_time:type_name -> google.protobuf.Timestamp
 	4,  // 4: berth.services.system.v1.InfoResponse.registry_config:type_name -> berth.services.system.v1.RegistryConfig
-	7,  // 5: berth.services.system.v1.DiskUsageResponse.images:type_name -> berth.services.system.v1.ImagesDiskUsage
-	12, // 6: berth.services.system.v1.ImagesDiskUsage.images:type_name -> berth.services.images.v1.ImageSummary
-	13, // 7: berth.services.system.v1.PruneResponse.images_removed:type_name -> berth.services.images.v1.RemovedItem
-	14, // 8: berth.services.system.v1.System.Version:input_type -> google.protobuf.Empty
-	14, // 9: berth.services.system.v1.System.Info:input_type -> google.protobuf.Empty
-	5,  // 10: berth.services.system.v1.System.DiskUsage:input_type -> berth.services.system.v1.DiskUsageRequest
-	8,  // 11: berth.services.system.v1.System.Prune:input_type -> berth.services.system.v1.PruneRequest
-	0,  // 12: berth.services.system.v1.System.Version:output_type -> berth.services.system.v1.VersionResponse
-	2,  // 13: berth.services.system.v1.System.Info:output_type -> berth.services.system.v1.InfoResponse
-	6,  // 14: berth.services.system.v1.System.DiskUsage:output_type -> berth.services.system.v1.DiskUsageResponse
-	9,  // 15: berth.services.system.v1.System.Prune:output_type -> berth.services.system.v1.PruneResponse
-	12, // [12:16] is the sub-list for method output_type
-	8,  // [8:12] is the sub-list for method input_type
-	8,  // [8:8] is the sub-list for extension type_name
-	8,  // [8:8] is the sub-list for extension extendee
-	0,  // [0:8] is the sub-list for field type_name
+	8,  // 5: berth.services.system.v1.DiskUsageResponse.images:type_name -> berth.services.system.v1.ImagesDiskUsage
+	7,  // 6: berth.services.system.v1.DiskUsageResponse.containers:type_name -> berth.services.system.v1.ContainersDiskUsage
+	13, // 7: berth.services.system.v1.ImagesDiskUsage.images:type_name -> berth.services.images.v1.ImageSummary
+	14, // 8: berth.services.system.v1.PruneResponse.images_removed:type_name -> berth.services.images.v1.RemovedItem
+	15, // 9: berth.services.system.v1.System.Version:input_type -> google.protobuf.Empty
+	15, // 10: berth.services.system.v1.System.Info:input_type -> google.protobuf.Empty
+	5,  // 11: berth.services.system.v1.System.DiskUsage:input_type -> berth.services.system.v1.DiskUsageRequest
+	9,  // 12: berth.services.system.v1.System.Prune:input_type -> berth.services.system.v1.PruneRequest
+	0,  // 13: berth.services.system.v1.System.Version:output_type -> berth.services.system.v1.VersionResponse
+	2,  // 14: berth.services.system.v1.System.Info:output_type -> berth.services.system.v1.InfoResponse
+	6,  // 15: berth.services.system.v1.System.DiskUsage:output_type -> berth.services.system.v1.DiskUsageResponse
+	10, // 16: berth.services.system.v1.System.Prune:output_type -> berth.services.system.v1.PruneResponse
+	13, // [13:17] is the sub-list for method output_type
+	9,  // [9:13] is the sub-list for method input_type
+	9,  // [9:9] is the sub-list for extension type_name
+	9,  // [9:9] is the sub-list for extension extendee
+	0,  // [0:9] is the sub-list for field type_name
 }
 
 func init() { file_services_system_v1_system_proto_init() }
@@ -932,7 +1069,7 @@ func file_services_system_v1_system_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_services_system_v1_system_proto_rawDesc), len(file_services_system_v1_system_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   11,
+			NumMessages:   12,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
