@@ -97,7 +97,6 @@ func TestContainerCommands(t *testing.T) {
 		{[]string{"run", "--bogus", "busybox"}, 125, "unknown flag: --bogus"},
 		{[]string{"run", "-m", "lots", "busybox"}, 125, "--memory"},
 		{[]string{"run", "--restart", "always", "--rm", "busybox"}, 125, "--restart"},
-		{[]string{"create", "--network", "mynet", "busybox"}, 125, "mynet"},
 		{[]string{"create", "-v", "rel:x", "busybox"}, 125, "rel:x"},
 		{[]string{"run", "-p", "notaport", "busybox"}, 125, "notaport"},
 		{[]string{"run", "--stop-signal", "NOPE", "busybox"}, 125, "invalid signal"},

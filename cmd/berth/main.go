@@ -86,6 +86,8 @@ func newRootCommand(b *cli.CLI) *cobra.Command {
 		newImportCommand(b),
 		newLoginCommand(b),
 		newLogoutCommand(b),
+		newVolumeCommand(b),
+		newNetworkCommand(b),
 		newContainerCommand(b),
 		newRunCommand(b),
 		newCreateCommand(b),

@@ -24,9 +24,11 @@ import (
 	"github.com/berth-project/berth/manager/images"
 	"github.com/berth-project/berth/manager/log"
 	"github.com/berth-project/berth/manager/network"
+	"github.com/berth-project/berth/manager/networks"
 	"github.com/berth-project/berth/manager/server"
 	"github.com/berth-project/berth/manager/shimclient"
 	"github.com/berth-project/berth/manager/version"
+	"github.com/berth-project/berth/manager/volumes"
 )
 
 func main() {
@@ -115,13 +117,27 @@ func run(ctx context.Context, cfg daemon.Config) error {
 	if err != nil {
 		return errors.Join(fmt.Errorf("open the image store: %w", err), d.Close(ctx))
 	}
-	ctrs, shimEvents, err := openContainers(ctx, d, imgs)
+	vols, err := volumes.Open(ctx, volumes.Config{
+		Root:   filepath.Join(d.Config().Root, "volumes"),
+		DB:     d.DB(),
+		Events: d.Events(),
+	})
+	if err != nil {
+		return errors.Join(fmt.Errorf("open the volume store: %w", err), imgs.Close(), d.Close(ctx))
+	}
+	nets, err := openNetworks(ctx, d)
+	if err != nil {
+		return errors.Join(err, imgs.Close(), d.Close(ctx))
+	}
+	ctrs, shimEvents, err := openContainers(ctx, d, imgs, vols, nets)
 	if err != nil {
 		return errors.Join(err, imgs.Close(), d.Close(ctx))
 	}
 	serveErr := d.Serve(ctx, daemon.Services{
 		Images:     server.NewImages(imgs, d.Snapshots().Backend()),
 		Containers: server.NewContainers(ctrs),
+		Volumes:    server.NewVolumes(vols),
+		Networks:   server.NewNetworks(nets),
 		Extra:      shimEvents.Register,
 		Stopping:   ctrs.Stopping,
 	})
@@ -135,10 +151,33 @@ func run(ctx context.Context, cfg daemon.Config) error {
 	return nil
 }
 
+// openNetworks opens the networks: the default bridge (--bridge,
+// --subnet) and those `berth network create` made, through the CNI
+// plugins beside berthd or in /opt/cni/bin.
+func openNetworks(ctx context.Context, d *daemon.Daemon) (*networks.Store, error) {
+	cfg := d.Config()
+	dirs := []string{"/opt/cni/bin"}
+	if self, err := os.Executable(); err == nil {
+		dirs = append([]string{filepath.Dir(self)}, dirs...)
+	}
+	nets, err := networks.Open(ctx, networks.Config{
+		DB:              d.DB(),
+		PluginDirs:      dirs,
+		StateDir:        filepath.Join(cfg.State, "networks"),
+		DefaultStateDir: filepath.Join(cfg.State, "network"),
+		Bridge:          cfg.Bridge,
+		Subnet:          cfg.Subnet,
+		NoBridge:        cfg.NoNetwork,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("the networks (run with --no-network to go without): %w", err)
+	}
+	return nets, nil
+}
+
 // openContainers opens the container library: shims and the runtime from
-// beside berthd (else PATH), the bridge network through the CNI plugins
-// beside berthd or in /opt/cni/bin.
-func openContainers(ctx context.Context, d *daemon.Daemon, imgs *images.Service) (*containers.Service, *shimclient.Events, error) {
+// beside berthd (else PATH).
+func openContainers(ctx context.Context, d *daemon.Daemon, imgs *images.Service, vols *volumes.Service, nets *networks.Store) (*containers.Service, *shimclient.Events, error) {
 	cfg := d.Config()
 	shimBin, err := siblingBinary("containerd-shim-berth-v2")
 	if err != nil {
@@ -148,22 +187,10 @@ func openContainers(ctx context.Context, d *daemon.Daemon, imgs *images.Service)
 	if err != nil {
 		return nil, nil, err
 	}
-	var networks containers.Networks
+	// Without the bridge network, containers get host or none only.
+	var ctrNets containers.Networks
 	if !cfg.NoNetwork {
-		dirs := []string{"/opt/cni/bin"}
-		if self, err := os.Executable(); err == nil {
-			dirs = append([]string{filepath.Dir(self)}, dirs...)
-		}
-		nw, err := network.New(network.Config{
-			PluginDirs: dirs,
-			StateDir:   filepath.Join(cfg.State, "network"),
-			Bridge:     cfg.Bridge,
-			Subnet:     cfg.Subnet,
-		})
-		if err != nil {
-			return nil, nil, fmt.Errorf("the bridge network (run with --no-network to go without): %w", err)
-		}
-		networks = containers.SingleNetwork(nw)
+		ctrNets = nets
 	}
 	var ctrs *containers.Service
 	shimEvents := shimclient.NewEvents(func(ctx context.Context, ns, topic string, ev proto.Message) {
@@ -177,7 +204,8 @@ func openContainers(ctx context.Context, d *daemon.Daemon, imgs *images.Service)
 		DB:           d.DB(),
 		Images:       imgs,
 		Snapshotter:  d.Snapshots().Snapshotter(),
-		Networks:     networks,
+		Networks:     ctrNets,
+		Volumes:      vols,
 		Events:       d.Events(),
 		CgroupParent: cfg.CgroupParent,
 		Shim: shimclient.Config{

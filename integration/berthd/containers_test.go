@@ -357,3 +357,95 @@ func TestSystemSeesContainers(t *testing.T) {
 		t.Errorf("rmi of an image a container uses: %v; want a refusal", r)
 	}
 }
+
+// TestVolumes: a named volume outlives its containers and is filled from
+// the image the first time; an anonymous one goes with rm -v; a volume in
+// use cannot be removed.
+func TestVolumes(t *testing.T) {
+	d := containerDaemon(t, options{})
+	// The image's /etc is copied into the new volume.
+	if out := d.run("run", "--rm", "-v", "conf:/etc", image, "cat", "/etc/berth-release"); out == "" {
+		t.Errorf("a new volume on /etc lacks the image's /etc/berth-release")
+	}
+	d.run("run", "--rm", "-v", "data:/data", image, "sh", "-c", "echo kept > /data/file")
+	if out := d.run("run", "--rm", "-v", "data:/data:ro", image, "cat", "/data/file"); out != "kept\n" {
+		t.Errorf("the named volume in a second container: %q", out)
+	}
+	if r := d.berth("", "run", "--rm", "-v", "data:/data:ro", image, "touch", "/data/other"); r.code == 0 {
+		t.Errorf("writing to a read-only volume: %v", r)
+	}
+	if out := d.run("volume", "ls", "-q"); out != "conf\ndata\n" {
+		t.Errorf("volume ls -q: %q", out)
+	}
+	mp := strings.TrimSpace(d.run("volume", "inspect", "-f", "{{.Mountpoint}}", "data"))
+	if b, err := os.ReadFile(filepath.Join(mp, "file")); err != nil || string(b) != "kept\n" {
+		t.Errorf("the volume's mountpoint %s: %q, %v", mp, b, err)
+	}
+	d.run("run", "-d", "--name", "user", "-v", "data:/data", "-v", "/anon", image, "sleep", "1000")
+	if r := d.berth("", "volume", "rm", "data"); r.code == 0 || !strings.Contains(r.stderr, "in use") {
+		t.Errorf("volume rm of a volume in use: %v", r)
+	}
+	vols := strings.Fields(d.run("volume", "ls", "-q"))
+	if len(vols) != 3 {
+		t.Fatalf("volumes with an anonymous one: %q", vols)
+	}
+	d.run("rm", "-f", "-v", "user")
+	if out := d.run("volume", "ls", "-q"); out != "conf\ndata\n" {
+		t.Errorf("after rm -v, the anonymous volume should be gone: %q", out)
+	}
+	d.run("volume", "rm", "conf", "data")
+	if out := d.run("volume", "ls", "-q"); out != "" {
+		t.Errorf("volumes left: %q", out)
+	}
+}
+
+// TestUserNetworks: a network made with `network create` gets its own
+// bridge and subnet; containers join it by name; it cannot go while one
+// is attached; removing it takes its bridge.
+func TestUserNetworks(t *testing.T) {
+	d := containerDaemon(t, options{network: true})
+	if out := d.run("network", "ls", "--format", "{{.Name}} {{.Driver}}"); out != "bridge bridge\nhost host\nnone null\n" {
+		t.Errorf("network ls of a new daemon: %q", out)
+	}
+	d.run("network", "create", "--subnet", "10.214.7.0/24", "backend")
+	bridge := strings.TrimSpace(d.run("network", "inspect", "-f", `{{index .Options "com.docker.network.bridge.name"}}`, "backend"))
+	d.run("run", "-d", "--name", "db", "--network", "backend", image, "sh", "-c", "mkdir /www && echo on-backend > /www/index.html && exec httpd -f -p 80 -h /www")
+	ip := strings.TrimSpace(d.run("inspect", "-f", "{{.NetworkSettings.IPAddress}}", "db"))
+	if !strings.HasPrefix(ip, "10.214.7.") {
+		t.Errorf("a container on backend has address %q, want one in 10.214.7.0/24", ip)
+	}
+	var r result
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		r = d.berth("", "run", "--rm", "--network", "backend", image, "busybox", "timeout", "5", "wget", "-q", "-O", "-", "http://"+ip+"/")
+		if r.code == 0 || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if r.stdout != "on-backend\n" {
+		t.Errorf("wget between two containers on backend: %v", r)
+	}
+	if out := d.run("network", "inspect", "-f", "{{len .Containers}}", "backend"); out != "1\n" {
+		t.Errorf("backend's containers: %q, want 1", out)
+	}
+	if r = d.berth("", "network", "rm", "backend"); r.code == 0 || !strings.Contains(r.stderr, "active endpoints") {
+		t.Errorf("network rm while a container is on it: %v", r)
+	}
+	if r = d.berth("", "network", "rm", "bridge"); r.code == 0 || !strings.Contains(r.stderr, "pre-defined") {
+		t.Errorf("network rm bridge: %v", r)
+	}
+	d.run("rm", "-f", "db")
+	d.run("network", "rm", "backend")
+	if err := d.netns.Do(func(ns.NetNS) error {
+		if _, err := netlink.LinkByName(bridge); err == nil {
+			return fmt.Errorf("bridge %s still there", bridge)
+		}
+		return nil
+	}); err != nil || bridge == "" {
+		t.Errorf("after network rm: %v (bridge %q)", err, bridge)
+	}
+	if r = d.berth("", "run", "--rm", "--network", "backend", image, "true"); r.code != 125 || !strings.Contains(r.stderr, "not found") || strings.Contains(r.stderr, "Unable to find image") {
+		t.Errorf("run on a removed network: %v", r)
+	}
+}

@@ -108,13 +108,9 @@ func (o *CreateOptions) CreateRequest(image string, cmd []string, lookupEnv func
 	if o.CPUs < 0 {
 		return nil, createUsage("invalid argument %v for \"--cpus\" flag: value must be positive", o.CPUs)
 	}
-	switch cfg.NetworkMode {
-	case "", "default":
+	if cfg.NetworkMode == "default" {
 		// The daemon's default: bridge, or none when it runs without it.
 		cfg.NetworkMode = ""
-	case "bridge", "host", "none":
-	default:
-		return nil, createUsage("network %s not found (berth has bridge, host and none)", cfg.NetworkMode)
 	}
 	env, err := readEnv(o.EnvFile, o.Env, lookupEnv)
 	if err != nil {
@@ -327,7 +323,9 @@ func (cli *CLI) create(ctx context.Context, c *client.Client, req *containersv1.
 		}
 	}
 	resp, err := c.Containers().Create(ctx, req)
-	if err != nil && errdefs.IsNotFound(err) && (opts.Pull == "" || opts.Pull == "missing") {
+	// Only a missing image is pulled: a network or volume that is not
+	// found is the user's to fix.
+	if err != nil && errdefs.IsNotFound(err) && strings.Contains(strings.ToLower(err.Error()), "no such image") && (opts.Pull == "" || opts.Pull == "missing") {
 		fmt.Fprintf(cli.Err, "Unable to find image '%s' locally\n", imageRef(image))
 		if err := pull(); err != nil {
 			return "", err

@@ -151,7 +151,6 @@ func TestCreateRequestErrors(t *testing.T) {
 		{Memory: "lots"},
 		{ShmSize: "-"},
 		{CPUs: -1},
-		{Network: "mynet"},
 		{Restart: "sometimes"},
 		{Restart: "always:3"},
 		{Restart: "on-failure:x"},

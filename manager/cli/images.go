@@ -2,7 +2,6 @@ package cli
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -245,25 +244,8 @@ func (cli *CLI) ImageInspect(ctx context.Context, names []string, opts InspectOp
 		}
 		found = append(found, toInspect(resp.GetImage()))
 	}
-	if opts.Format == "" {
-		if found == nil {
-			found = []any{}
-		}
-		b, err := json.MarshalIndent(found, "", "    ")
-		if err != nil {
-			return err
-		}
-		fmt.Fprintln(cli.Out, string(b))
-	} else {
-		for _, v := range found {
-			if err := one(cli.Out, opts.Format, v); err != nil {
-				var st *StatusError
-				if errors.As(err, &st) {
-					return errors.New(st.Msg)
-				}
-				return err
-			}
-		}
+	if err := cli.writeInspect(found, opts.Format); err != nil {
+		return err
 	}
 	return errors.Join(errs...)
 }

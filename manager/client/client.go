@@ -26,7 +26,9 @@ import (
 	containersv1 "github.com/berth-project/berth/proto/services/containers/v1"
 	eventsv1 "github.com/berth-project/berth/proto/services/events/v1"
 	imagesv1 "github.com/berth-project/berth/proto/services/images/v1"
+	networksv1 "github.com/berth-project/berth/proto/services/networks/v1"
 	systemv1 "github.com/berth-project/berth/proto/services/system/v1"
+	volumesv1 "github.com/berth-project/berth/proto/services/volumes/v1"
 )
 
 // Client is a connection to berthd.
@@ -37,6 +39,8 @@ type Client struct {
 	events eventsv1.EventsClient
 	images imagesv1.ImagesClient
 	ctrs   containersv1.ContainersClient
+	vols   volumesv1.VolumesService
+	nets   networksv1.NetworksService
 }
 
 // New connects to the daemon at addr ("unix:///run/berth/berthd.sock").
@@ -69,6 +73,8 @@ func New(ctx context.Context, addr string) (*Client, error) {
 	c.events = eventsv1.NewEventsClient(c.tc)
 	c.images = imagesv1.NewImagesClient(c.tc)
 	c.ctrs = containersv1.NewContainersClient(c.tc)
+	c.vols = volumesv1.NewVolumesClient(c.tc)
+	c.nets = networksv1.NewNetworksClient(c.tc)
 	return c, nil
 }
 
@@ -107,6 +113,14 @@ func (c *Client) Images() imagesv1.ImagesClient { return c.images }
 // converted as the client's own are; pass those of stream calls (Recv,
 // Send) through Error.
 func (c *Client) Containers() containersv1.ContainersClient { return c.ctrs }
+
+// Volumes is the volume service; its calls are all unary, their errors
+// converted as the client's own are.
+func (c *Client) Volumes() volumesv1.VolumesService { return c.vols }
+
+// Networks is the network service. Errors of its calls are converted as
+// the client's own are.
+func (c *Client) Networks() networksv1.NetworksService { return c.nets }
 
 // EventStream is a subscription to the daemon's events.
 type EventStream struct {

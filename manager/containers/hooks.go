@@ -7,6 +7,7 @@ import (
 	"github.com/containerd/errdefs"
 
 	"github.com/berth-project/berth/manager/network"
+	networksv1 "github.com/berth-project/berth/proto/services/networks/v1"
 )
 
 // Networks finds the network a container joins. manager/networks keeps
@@ -36,6 +37,12 @@ type Volumes interface {
 	// also removes the volume once no container uses it (`rm -v` of an
 	// anonymous volume).
 	Release(ctx context.Context, name, id string, remove bool) error
+}
+
+// endpointSetter is what a Networks may offer: to show a container's
+// address and MAC in `network inspect`.
+type endpointSetter interface {
+	SetEndpoint(ctx context.Context, name, id string, ep *networksv1.Endpoint) error
 }
 
 // gcNetworks is what a Networks may offer: at start-up, release what

@@ -20,6 +20,7 @@ import (
 	"github.com/berth-project/berth/manager/ocispec"
 	"github.com/berth-project/berth/manager/shimclient"
 	containersv1 "github.com/berth-project/berth/proto/services/containers/v1"
+	networksv1 "github.com/berth-project/berth/proto/services/networks/v1"
 	"github.com/berth-project/berth/snapshotter/mount"
 )
 
@@ -177,6 +178,15 @@ func (s *Service) launch(ctx context.Context, r *containersv1.Container) (_ *run
 		})
 		if err := s.cfg.Networks.Attached(ctx, mode, id); err != nil {
 			return nil, nil, err
+		}
+		if es, ok := s.cfg.Networks.(endpointSetter); ok {
+			ep := &networksv1.Endpoint{Name: r.GetName(), MacAddress: att.MAC}
+			if att.IP != nil {
+				ep.Ipv4Address = fmt.Sprintf("%s/%d", att.IP, att.PrefixLen)
+			}
+			if err := es.SetEndpoint(ctx, mode, id, ep); err != nil {
+				log.L(ctx).Warn("record the network endpoint", "id", id, "network", mode, "error", err)
+			}
 		}
 		u.push(func() { _ = s.cfg.Networks.Detached(context.WithoutCancel(ctx), mode, id) })
 		netns = att.NetNSPath

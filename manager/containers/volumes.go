@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 
 	"golang.org/x/sys/unix"
 
@@ -106,8 +107,16 @@ func copyInto(root, dest, dir string) error {
 		return err
 	}
 	defer src.Close()
-	srcPath := fmt.Sprintf("/proc/self/fd/%d", src.Fd())
-	st, err := src.Stat()
+	// The path resolved inside root: walked from there (the image's own
+	// symlinks below it are copied as links, never followed).
+	srcPath, err := os.Readlink(fmt.Sprintf("/proc/self/fd/%d", src.Fd()))
+	if err != nil {
+		return err
+	}
+	if !strings.HasPrefix(srcPath, filepath.Clean(root)+"/") {
+		return fmt.Errorf("%s resolves outside the image (%s)", dest, srcPath)
+	}
+	st, err := os.Stat(srcPath)
 	if err != nil || !st.IsDir() {
 		return err
 	}
@@ -168,13 +177,9 @@ func copyFile(from, to string) error {
 }
 
 func copyMeta(from, to string, info fs.FileInfo) error {
-	st, ok := info.Sys().(*unix.Stat_t)
+	st, ok := info.Sys().(*syscall.Stat_t)
 	if !ok {
-		var s unix.Stat_t
-		if err := unix.Lstat(from, &s); err != nil {
-			return err
-		}
-		st = &s
+		return fmt.Errorf("no owner known for %s", from)
 	}
 	if err := os.Lchown(to, int(st.Uid), int(st.Gid)); err != nil {
 		return err

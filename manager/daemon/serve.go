@@ -10,6 +10,8 @@ import (
 	"github.com/berth-project/berth/manager/server"
 	containersv1 "github.com/berth-project/berth/proto/services/containers/v1"
 	imagesv1 "github.com/berth-project/berth/proto/services/images/v1"
+	networksv1 "github.com/berth-project/berth/proto/services/networks/v1"
+	volumesv1 "github.com/berth-project/berth/proto/services/volumes/v1"
 )
 
 // Services are the services cmd/berthd wires in beside the daemon's own
@@ -20,6 +22,10 @@ type Services struct {
 	Images imagesv1.ImagesService
 	// Containers is the container service; nil serves none.
 	Containers containersv1.ContainersService
+	// Volumes is the volume service; nil serves none.
+	Volumes volumesv1.VolumesService
+	// Networks is the network service; nil serves none.
+	Networks networksv1.NetworksService
 	// Extra registers other APIs' services on the daemon's server (the
 	// events shims forward).
 	Extra func(*ttrpc.Server)
@@ -64,6 +70,8 @@ func (d *Daemon) Serve(ctx context.Context, svc Services) error {
 		Events:     server.NewEvents(d.broker),
 		Images:     svc.Images,
 		Containers: svc.Containers,
+		Volumes:    svc.Volumes,
+		Networks:   svc.Networks,
 		Extra:      svc.Extra,
 	})
 

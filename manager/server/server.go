@@ -16,7 +16,9 @@ import (
 	containersv1 "github.com/berth-project/berth/proto/services/containers/v1"
 	eventsv1 "github.com/berth-project/berth/proto/services/events/v1"
 	imagesv1 "github.com/berth-project/berth/proto/services/images/v1"
+	networksv1 "github.com/berth-project/berth/proto/services/networks/v1"
 	systemv1 "github.com/berth-project/berth/proto/services/system/v1"
+	volumesv1 "github.com/berth-project/berth/proto/services/volumes/v1"
 
 	"github.com/berth-project/berth/manager/events"
 	"github.com/berth-project/berth/manager/log"
@@ -31,6 +33,10 @@ type Services struct {
 	Images imagesv1.ImagesService
 	// Containers is the container service; nil serves none.
 	Containers containersv1.ContainersService
+	// Volumes is the volume service; nil serves none.
+	Volumes volumesv1.VolumesService
+	// Networks is the network service; nil serves none.
+	Networks networksv1.NetworksService
 	// Extra registers services of other APIs on the same server: the
 	// events shims forward (containerd's events service).
 	Extra func(*ttrpc.Server)
@@ -47,6 +53,12 @@ func Register(srv *ttrpc.Server, calls *Calls, s Services) {
 	}
 	if s.Containers != nil {
 		containersv1.RegisterContainersService(srv, &trackedContainers{s.Containers, calls})
+	}
+	if s.Volumes != nil {
+		volumesv1.RegisterVolumesService(srv, s.Volumes) // all unary: Calls.Unary tracks them
+	}
+	if s.Networks != nil {
+		networksv1.RegisterNetworksService(srv, s.Networks) // all unary
 	}
 	if s.Extra != nil {
 		s.Extra(srv)
