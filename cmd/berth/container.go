@@ -31,6 +31,10 @@ func newContainerCommand(b *cli.CLI) *cobra.Command {
 		newAttachCommand(b),
 		newExecCommand(b),
 		newContainerPruneCommand(b),
+		newPauseCommand(b),
+		newUnpauseCommand(b),
+		newRenameCommand(b),
+		newTopCommand(b),
 	)
 	return cmd
 }

@@ -449,3 +449,41 @@ func TestUserNetworks(t *testing.T) {
 		t.Errorf("run on a removed network: %v", r)
 	}
 }
+
+// TestPauseRenameTop: pause freezes the container (its log stops
+// growing), unpause thaws it, stop works on a paused one; rename moves the
+// name; top lists its processes.
+func TestPauseRenameTop(t *testing.T) {
+	d := containerDaemon(t, options{})
+	d.run("run", "-d", "--name", "ticker", image, "sh", "-c", "while true; do echo tick; sleep 0.05; done")
+	if out := d.run("top", "ticker"); !strings.Contains(out, "PID") || !strings.Contains(out, "while true") {
+		t.Errorf("top:\n%s", out)
+	}
+	d.run("pause", "ticker")
+	if st := d.status("ticker"); st != "paused 0" {
+		t.Errorf("after pause: %q", st)
+	}
+	if out := d.run("ps", "--format", "{{.Status}}"); !strings.HasSuffix(out, "(Paused)\n") {
+		t.Errorf("ps of a paused container: %q", out)
+	}
+	frozen := d.run("logs", "ticker")
+	time.Sleep(300 * time.Millisecond) // the container would log about six lines meanwhile
+	if again := d.run("logs", "ticker"); again != frozen {
+		t.Errorf("the log grew while paused: %d lines, then %d", strings.Count(frozen, "\n"), strings.Count(again, "\n"))
+	}
+	if r := d.berth("", "exec", "ticker", "true"); r.code == 0 || !strings.Contains(r.stderr, "paused") {
+		t.Errorf("exec in a paused container: %v", r)
+	}
+	d.run("unpause", "ticker")
+	waitFor(t, "the log to grow after unpause", func() bool { return len(d.run("logs", "ticker")) > len(frozen) })
+	d.run("rename", "ticker", "tocker")
+	if r := d.berth("", "inspect", "ticker"); r.code == 0 {
+		t.Errorf("the old name still resolves: %v", r)
+	}
+	d.run("pause", "tocker")
+	d.run("stop", "-t", "1", "tocker")
+	if st := d.status("tocker"); !strings.HasPrefix(st, "exited") {
+		t.Errorf("stop of a paused container: %q", st)
+	}
+	d.run("rm", "tocker")
+}

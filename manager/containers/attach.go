@@ -156,6 +156,9 @@ func (s *Service) Exec(ctx context.Context, start *containersv1.ExecStart, recv 
 	if run == nil {
 		return fmt.Errorf("container %s is not running: %w", r.GetName(), errdefs.ErrFailedPrecondition)
 	}
+	if r.GetState().GetStatus() == StatusPaused {
+		return fmt.Errorf("container %s is paused, unpause the container before exec: %w", r.GetName(), errdefs.ErrFailedPrecondition)
+	}
 	bundle := s.bundle(id)
 	proc, err := execProcess(bundle, start)
 	if err != nil {

@@ -95,6 +95,7 @@ func (s *Service) Stop(ctx context.Context, ref string, timeout *int32, signal s
 	if timeout != nil {
 		wait = time.Duration(*timeout) * time.Second
 	}
+	s.thaw(ctx, id, run)
 	if wait >= 0 {
 		if _, err := run.shim.Task.Kill(ctx, &taskapi.KillRequest{ID: id, Signal: uint32(sig)}); err != nil && !errdefs.IsNotFound(wireError(err)) {
 			log.L(ctx).Warn("stop signal", "id", id, "error", err)
@@ -140,6 +141,9 @@ func (s *Service) Kill(ctx context.Context, ref, signal string) error {
 	if run == nil {
 		return fmt.Errorf("cannot kill container: %s: container %s is not running: %w", ref, id, errdefs.ErrFailedPrecondition)
 	}
+	if sig == syscall.SIGKILL {
+		s.thaw(ctx, id, run)
+	}
 	if _, err := run.shim.Task.Kill(ctx, &taskapi.KillRequest{ID: id, Signal: uint32(sig)}); err != nil {
 		return fmt.Errorf("kill %s: %w", ref, wireError(err))
 	}
@@ -165,6 +169,7 @@ func (s *Service) Remove(ctx context.Context, ref string, force, volumes bool) e
 			r, _ := s.record(id)
 			return fmt.Errorf("cannot remove container %q: container is running: stop the container before removing or force remove: %w", "/"+r.GetName(), errdefs.ErrFailedPrecondition)
 		}
+		s.thaw(ctx, id, run)
 		if _, err := run.shim.Task.Kill(ctx, &taskapi.KillRequest{ID: id, Signal: uint32(syscall.SIGKILL), All: true}); err != nil && !errdefs.IsNotFound(wireError(err)) {
 			return fmt.Errorf("kill before removal: %w", wireError(err))
 		}

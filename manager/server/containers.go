@@ -201,3 +201,35 @@ func (t *trackedContainers) Attach(ctx context.Context, s containersv1.Container
 func (t *trackedContainers) Exec(ctx context.Context, s containersv1.Containers_ExecServer) error {
 	return t.calls.stream(ctx, containersService+"Exec", func(ctx context.Context) error { return t.svc.Exec(ctx, s) })
 }
+
+func (c *Containers) Pause(ctx context.Context, req *containersv1.PauseRequest) (*emptypb.Empty, error) {
+	return &emptypb.Empty{}, c.svc.Pause(ctx, req.GetId())
+}
+
+func (c *Containers) Unpause(ctx context.Context, req *containersv1.PauseRequest) (*emptypb.Empty, error) {
+	return &emptypb.Empty{}, c.svc.Unpause(ctx, req.GetId())
+}
+
+func (c *Containers) Rename(ctx context.Context, req *containersv1.RenameRequest) (*emptypb.Empty, error) {
+	return &emptypb.Empty{}, c.svc.Rename(ctx, req.GetId(), req.GetName())
+}
+
+func (c *Containers) Top(ctx context.Context, req *containersv1.TopRequest) (*containersv1.TopResponse, error) {
+	return c.svc.Top(ctx, req.GetId(), req.GetPsArgs())
+}
+
+func (t *trackedContainers) Pause(ctx context.Context, req *containersv1.PauseRequest) (*emptypb.Empty, error) {
+	return t.svc.Pause(ctx, req)
+}
+
+func (t *trackedContainers) Unpause(ctx context.Context, req *containersv1.PauseRequest) (*emptypb.Empty, error) {
+	return t.svc.Unpause(ctx, req)
+}
+
+func (t *trackedContainers) Rename(ctx context.Context, req *containersv1.RenameRequest) (*emptypb.Empty, error) {
+	return t.svc.Rename(ctx, req)
+}
+
+func (t *trackedContainers) Top(ctx context.Context, req *containersv1.TopRequest) (*containersv1.TopResponse, error) {
+	return t.svc.Top(ctx, req)
+}

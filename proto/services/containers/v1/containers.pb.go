@@ -89,6 +89,252 @@ func (Stream) EnumDescriptor() ([]byte, []int) {
 	return file_services_containers_v1_containers_proto_rawDescGZIP(), []int{0}
 }
 
+type PauseRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PauseRequest) Reset() {
+	*x = PauseRequest{}
+	mi := &file_services_containers_v1_containers_proto_msgTypes[0]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PauseRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PauseRequest) ProtoMessage() {}
+
+func (x *PauseRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_services_containers_v1_containers_proto_msgTypes[0]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PauseRequest.ProtoReflect.Descriptor instead.
+func (*PauseRequest) Descriptor() ([]byte, []int) {
+	return file_services_containers_v1_containers_proto_rawDescGZIP(), []int{0}
+}
+
+func (x *PauseRequest) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+type RenameRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	Name          string                 `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RenameRequest) Reset() {
+	*x = RenameRequest{}
+	mi := &file_services_containers_v1_containers_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RenameRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RenameRequest) ProtoMessage() {}
+
+func (x *RenameRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_services_containers_v1_containers_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RenameRequest.ProtoReflect.Descriptor instead.
+func (*RenameRequest) Descriptor() ([]byte, []int) {
+	return file_services_containers_v1_containers_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *RenameRequest) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *RenameRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+type TopRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Id    string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	// ps_args are the options of ps(1) to list the processes with; empty
+	// is "-ef".
+	PsArgs        string `protobuf:"bytes,2,opt,name=ps_args,json=psArgs,proto3" json:"ps_args,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TopRequest) Reset() {
+	*x = TopRequest{}
+	mi := &file_services_containers_v1_containers_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TopRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TopRequest) ProtoMessage() {}
+
+func (x *TopRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_services_containers_v1_containers_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TopRequest.ProtoReflect.Descriptor instead.
+func (*TopRequest) Descriptor() ([]byte, []int) {
+	return file_services_containers_v1_containers_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *TopRequest) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *TopRequest) GetPsArgs() string {
+	if x != nil {
+		return x.PsArgs
+	}
+	return ""
+}
+
+type TopResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Titles        []string               `protobuf:"bytes,1,rep,name=titles,proto3" json:"titles,omitempty"`
+	Processes     []*TopProcess          `protobuf:"bytes,2,rep,name=processes,proto3" json:"processes,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TopResponse) Reset() {
+	*x = TopResponse{}
+	mi := &file_services_containers_v1_containers_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TopResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TopResponse) ProtoMessage() {}
+
+func (x *TopResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_services_containers_v1_containers_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TopResponse.ProtoReflect.Descriptor instead.
+func (*TopResponse) Descriptor() ([]byte, []int) {
+	return file_services_containers_v1_containers_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *TopResponse) GetTitles() []string {
+	if x != nil {
+		return x.Titles
+	}
+	return nil
+}
+
+func (x *TopResponse) GetProcesses() []*TopProcess {
+	if x != nil {
+		return x.Processes
+	}
+	return nil
+}
+
+type TopProcess struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Fields        []string               `protobuf:"bytes,1,rep,name=fields,proto3" json:"fields,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TopProcess) Reset() {
+	*x = TopProcess{}
+	mi := &file_services_containers_v1_containers_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TopProcess) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TopProcess) ProtoMessage() {}
+
+func (x *TopProcess) ProtoReflect() protoreflect.Message {
+	mi := &file_services_containers_v1_containers_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TopProcess.ProtoReflect.Descriptor instead.
+func (*TopProcess) Descriptor() ([]byte, []int) {
+	return file_services_containers_v1_containers_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *TopProcess) GetFields() []string {
+	if x != nil {
+		return x.Fields
+	}
+	return nil
+}
+
 // Mount is one `-v`, `--mount` or `--tmpfs`.
 type Mount struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -103,7 +349,7 @@ type Mount struct {
 
 func (x *Mount) Reset() {
 	*x = Mount{}
-	mi := &file_services_containers_v1_containers_proto_msgTypes[0]
+	mi := &file_services_containers_v1_containers_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -115,7 +361,7 @@ func (x *Mount) String() string {
 func (*Mount) ProtoMessage() {}
 
 func (x *Mount) ProtoReflect() protoreflect.Message {
-	mi := &file_services_containers_v1_containers_proto_msgTypes[0]
+	mi := &file_services_containers_v1_containers_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -128,7 +374,7 @@ func (x *Mount) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Mount.ProtoReflect.Descriptor instead.
 func (*Mount) Descriptor() ([]byte, []int) {
-	return file_services_containers_v1_containers_proto_rawDescGZIP(), []int{0}
+	return file_services_containers_v1_containers_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *Mount) GetType() string {
@@ -179,7 +425,7 @@ type PortBinding struct {
 
 func (x *PortBinding) Reset() {
 	*x = PortBinding{}
-	mi := &file_services_containers_v1_containers_proto_msgTypes[1]
+	mi := &file_services_containers_v1_containers_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -191,7 +437,7 @@ func (x *PortBinding) String() string {
 func (*PortBinding) ProtoMessage() {}
 
 func (x *PortBinding) ProtoReflect() protoreflect.Message {
-	mi := &file_services_containers_v1_containers_proto_msgTypes[1]
+	mi := &file_services_containers_v1_containers_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -204,7 +450,7 @@ func (x *PortBinding) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PortBinding.ProtoReflect.Descriptor instead.
 func (*PortBinding) Descriptor() ([]byte, []int) {
-	return file_services_containers_v1_containers_proto_rawDescGZIP(), []int{1}
+	return file_services_containers_v1_containers_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *PortBinding) GetHostIp() string {
@@ -280,7 +526,7 @@ type Config struct {
 
 func (x *Config) Reset() {
 	*x = Config{}
-	mi := &file_services_containers_v1_containers_proto_msgTypes[2]
+	mi := &file_services_containers_v1_containers_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -292,7 +538,7 @@ func (x *Config) String() string {
 func (*Config) ProtoMessage() {}
 
 func (x *Config) ProtoReflect() protoreflect.Message {
-	mi := &file_services_containers_v1_containers_proto_msgTypes[2]
+	mi := &file_services_containers_v1_containers_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -305,7 +551,7 @@ func (x *Config) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Config.ProtoReflect.Descriptor instead.
 func (*Config) Descriptor() ([]byte, []int) {
-	return file_services_containers_v1_containers_proto_rawDescGZIP(), []int{2}
+	return file_services_containers_v1_containers_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *Config) GetImage() string {
@@ -535,7 +781,7 @@ type CreateRequest struct {
 
 func (x *CreateRequest) Reset() {
 	*x = CreateRequest{}
-	mi := &file_services_containers_v1_containers_proto_msgTypes[3]
+	mi := &file_services_containers_v1_containers_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -547,7 +793,7 @@ func (x *CreateRequest) String() string {
 func (*CreateRequest) ProtoMessage() {}
 
 func (x *CreateRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_services_containers_v1_containers_proto_msgTypes[3]
+	mi := &file_services_containers_v1_containers_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -560,7 +806,7 @@ func (x *CreateRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateRequest.ProtoReflect.Descriptor instead.
 func (*CreateRequest) Descriptor() ([]byte, []int) {
-	return file_services_containers_v1_containers_proto_rawDescGZIP(), []int{3}
+	return file_services_containers_v1_containers_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *CreateRequest) GetName() string {
@@ -587,7 +833,7 @@ type CreateResponse struct {
 
 func (x *CreateResponse) Reset() {
 	*x = CreateResponse{}
-	mi := &file_services_containers_v1_containers_proto_msgTypes[4]
+	mi := &file_services_containers_v1_containers_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -599,7 +845,7 @@ func (x *CreateResponse) String() string {
 func (*CreateResponse) ProtoMessage() {}
 
 func (x *CreateResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_services_containers_v1_containers_proto_msgTypes[4]
+	mi := &file_services_containers_v1_containers_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -612,7 +858,7 @@ func (x *CreateResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateResponse.ProtoReflect.Descriptor instead.
 func (*CreateResponse) Descriptor() ([]byte, []int) {
-	return file_services_containers_v1_containers_proto_rawDescGZIP(), []int{4}
+	return file_services_containers_v1_containers_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *CreateResponse) GetId() string {
@@ -638,7 +884,7 @@ type StartRequest struct {
 
 func (x *StartRequest) Reset() {
 	*x = StartRequest{}
-	mi := &file_services_containers_v1_containers_proto_msgTypes[5]
+	mi := &file_services_containers_v1_containers_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -650,7 +896,7 @@ func (x *StartRequest) String() string {
 func (*StartRequest) ProtoMessage() {}
 
 func (x *StartRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_services_containers_v1_containers_proto_msgTypes[5]
+	mi := &file_services_containers_v1_containers_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -663,7 +909,7 @@ func (x *StartRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StartRequest.ProtoReflect.Descriptor instead.
 func (*StartRequest) Descriptor() ([]byte, []int) {
-	return file_services_containers_v1_containers_proto_rawDescGZIP(), []int{5}
+	return file_services_containers_v1_containers_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *StartRequest) GetId() string {
@@ -686,7 +932,7 @@ type StopRequest struct {
 
 func (x *StopRequest) Reset() {
 	*x = StopRequest{}
-	mi := &file_services_containers_v1_containers_proto_msgTypes[6]
+	mi := &file_services_containers_v1_containers_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -698,7 +944,7 @@ func (x *StopRequest) String() string {
 func (*StopRequest) ProtoMessage() {}
 
 func (x *StopRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_services_containers_v1_containers_proto_msgTypes[6]
+	mi := &file_services_containers_v1_containers_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -711,7 +957,7 @@ func (x *StopRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StopRequest.ProtoReflect.Descriptor instead.
 func (*StopRequest) Descriptor() ([]byte, []int) {
-	return file_services_containers_v1_containers_proto_rawDescGZIP(), []int{6}
+	return file_services_containers_v1_containers_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *StopRequest) GetId() string {
@@ -745,7 +991,7 @@ type KillRequest struct {
 
 func (x *KillRequest) Reset() {
 	*x = KillRequest{}
-	mi := &file_services_containers_v1_containers_proto_msgTypes[7]
+	mi := &file_services_containers_v1_containers_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -757,7 +1003,7 @@ func (x *KillRequest) String() string {
 func (*KillRequest) ProtoMessage() {}
 
 func (x *KillRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_services_containers_v1_containers_proto_msgTypes[7]
+	mi := &file_services_containers_v1_containers_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -770,7 +1016,7 @@ func (x *KillRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KillRequest.ProtoReflect.Descriptor instead.
 func (*KillRequest) Descriptor() ([]byte, []int) {
-	return file_services_containers_v1_containers_proto_rawDescGZIP(), []int{7}
+	return file_services_containers_v1_containers_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *KillRequest) GetId() string {
@@ -798,7 +1044,7 @@ type RemoveRequest struct {
 
 func (x *RemoveRequest) Reset() {
 	*x = RemoveRequest{}
-	mi := &file_services_containers_v1_containers_proto_msgTypes[8]
+	mi := &file_services_containers_v1_containers_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -810,7 +1056,7 @@ func (x *RemoveRequest) String() string {
 func (*RemoveRequest) ProtoMessage() {}
 
 func (x *RemoveRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_services_containers_v1_containers_proto_msgTypes[8]
+	mi := &file_services_containers_v1_containers_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -823,7 +1069,7 @@ func (x *RemoveRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveRequest.ProtoReflect.Descriptor instead.
 func (*RemoveRequest) Descriptor() ([]byte, []int) {
-	return file_services_containers_v1_containers_proto_rawDescGZIP(), []int{8}
+	return file_services_containers_v1_containers_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *RemoveRequest) GetId() string {
@@ -861,7 +1107,7 @@ type ListRequest struct {
 
 func (x *ListRequest) Reset() {
 	*x = ListRequest{}
-	mi := &file_services_containers_v1_containers_proto_msgTypes[9]
+	mi := &file_services_containers_v1_containers_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -873,7 +1119,7 @@ func (x *ListRequest) String() string {
 func (*ListRequest) ProtoMessage() {}
 
 func (x *ListRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_services_containers_v1_containers_proto_msgTypes[9]
+	mi := &file_services_containers_v1_containers_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -886,7 +1132,7 @@ func (x *ListRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListRequest.ProtoReflect.Descriptor instead.
 func (*ListRequest) Descriptor() ([]byte, []int) {
-	return file_services_containers_v1_containers_proto_rawDescGZIP(), []int{9}
+	return file_services_containers_v1_containers_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *ListRequest) GetAll() bool {
@@ -919,7 +1165,7 @@ type ListResponse struct {
 
 func (x *ListResponse) Reset() {
 	*x = ListResponse{}
-	mi := &file_services_containers_v1_containers_proto_msgTypes[10]
+	mi := &file_services_containers_v1_containers_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -931,7 +1177,7 @@ func (x *ListResponse) String() string {
 func (*ListResponse) ProtoMessage() {}
 
 func (x *ListResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_services_containers_v1_containers_proto_msgTypes[10]
+	mi := &file_services_containers_v1_containers_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -944,7 +1190,7 @@ func (x *ListResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListResponse.ProtoReflect.Descriptor instead.
 func (*ListResponse) Descriptor() ([]byte, []int) {
-	return file_services_containers_v1_containers_proto_rawDescGZIP(), []int{10}
+	return file_services_containers_v1_containers_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *ListResponse) GetContainers() []*Container {
@@ -970,7 +1216,7 @@ type State struct {
 
 func (x *State) Reset() {
 	*x = State{}
-	mi := &file_services_containers_v1_containers_proto_msgTypes[11]
+	mi := &file_services_containers_v1_containers_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -982,7 +1228,7 @@ func (x *State) String() string {
 func (*State) ProtoMessage() {}
 
 func (x *State) ProtoReflect() protoreflect.Message {
-	mi := &file_services_containers_v1_containers_proto_msgTypes[11]
+	mi := &file_services_containers_v1_containers_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -995,7 +1241,7 @@ func (x *State) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use State.ProtoReflect.Descriptor instead.
 func (*State) Descriptor() ([]byte, []int) {
-	return file_services_containers_v1_containers_proto_rawDescGZIP(), []int{11}
+	return file_services_containers_v1_containers_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *State) GetStatus() string {
@@ -1063,7 +1309,7 @@ type NetworkSettings struct {
 
 func (x *NetworkSettings) Reset() {
 	*x = NetworkSettings{}
-	mi := &file_services_containers_v1_containers_proto_msgTypes[12]
+	mi := &file_services_containers_v1_containers_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1075,7 +1321,7 @@ func (x *NetworkSettings) String() string {
 func (*NetworkSettings) ProtoMessage() {}
 
 func (x *NetworkSettings) ProtoReflect() protoreflect.Message {
-	mi := &file_services_containers_v1_containers_proto_msgTypes[12]
+	mi := &file_services_containers_v1_containers_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1088,7 +1334,7 @@ func (x *NetworkSettings) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NetworkSettings.ProtoReflect.Descriptor instead.
 func (*NetworkSettings) Descriptor() ([]byte, []int) {
-	return file_services_containers_v1_containers_proto_rawDescGZIP(), []int{12}
+	return file_services_containers_v1_containers_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *NetworkSettings) GetNetwork() string {
@@ -1167,7 +1413,7 @@ type Container struct {
 
 func (x *Container) Reset() {
 	*x = Container{}
-	mi := &file_services_containers_v1_containers_proto_msgTypes[13]
+	mi := &file_services_containers_v1_containers_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1179,7 +1425,7 @@ func (x *Container) String() string {
 func (*Container) ProtoMessage() {}
 
 func (x *Container) ProtoReflect() protoreflect.Message {
-	mi := &file_services_containers_v1_containers_proto_msgTypes[13]
+	mi := &file_services_containers_v1_containers_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1192,7 +1438,7 @@ func (x *Container) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Container.ProtoReflect.Descriptor instead.
 func (*Container) Descriptor() ([]byte, []int) {
-	return file_services_containers_v1_containers_proto_rawDescGZIP(), []int{13}
+	return file_services_containers_v1_containers_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *Container) GetId() string {
@@ -1324,7 +1570,7 @@ type GetRequest struct {
 
 func (x *GetRequest) Reset() {
 	*x = GetRequest{}
-	mi := &file_services_containers_v1_containers_proto_msgTypes[14]
+	mi := &file_services_containers_v1_containers_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1336,7 +1582,7 @@ func (x *GetRequest) String() string {
 func (*GetRequest) ProtoMessage() {}
 
 func (x *GetRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_services_containers_v1_containers_proto_msgTypes[14]
+	mi := &file_services_containers_v1_containers_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1349,7 +1595,7 @@ func (x *GetRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetRequest.ProtoReflect.Descriptor instead.
 func (*GetRequest) Descriptor() ([]byte, []int) {
-	return file_services_containers_v1_containers_proto_rawDescGZIP(), []int{14}
+	return file_services_containers_v1_containers_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *GetRequest) GetId() string {
@@ -1375,7 +1621,7 @@ type GetResponse struct {
 
 func (x *GetResponse) Reset() {
 	*x = GetResponse{}
-	mi := &file_services_containers_v1_containers_proto_msgTypes[15]
+	mi := &file_services_containers_v1_containers_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1387,7 +1633,7 @@ func (x *GetResponse) String() string {
 func (*GetResponse) ProtoMessage() {}
 
 func (x *GetResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_services_containers_v1_containers_proto_msgTypes[15]
+	mi := &file_services_containers_v1_containers_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1400,7 +1646,7 @@ func (x *GetResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetResponse.ProtoReflect.Descriptor instead.
 func (*GetResponse) Descriptor() ([]byte, []int) {
-	return file_services_containers_v1_containers_proto_rawDescGZIP(), []int{15}
+	return file_services_containers_v1_containers_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *GetResponse) GetContainer() *Container {
@@ -1422,7 +1668,7 @@ type WaitRequest struct {
 
 func (x *WaitRequest) Reset() {
 	*x = WaitRequest{}
-	mi := &file_services_containers_v1_containers_proto_msgTypes[16]
+	mi := &file_services_containers_v1_containers_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1434,7 +1680,7 @@ func (x *WaitRequest) String() string {
 func (*WaitRequest) ProtoMessage() {}
 
 func (x *WaitRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_services_containers_v1_containers_proto_msgTypes[16]
+	mi := &file_services_containers_v1_containers_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1447,7 +1693,7 @@ func (x *WaitRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WaitRequest.ProtoReflect.Descriptor instead.
 func (*WaitRequest) Descriptor() ([]byte, []int) {
-	return file_services_containers_v1_containers_proto_rawDescGZIP(), []int{16}
+	return file_services_containers_v1_containers_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *WaitRequest) GetId() string {
@@ -1474,7 +1720,7 @@ type WaitResponse struct {
 
 func (x *WaitResponse) Reset() {
 	*x = WaitResponse{}
-	mi := &file_services_containers_v1_containers_proto_msgTypes[17]
+	mi := &file_services_containers_v1_containers_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1486,7 +1732,7 @@ func (x *WaitResponse) String() string {
 func (*WaitResponse) ProtoMessage() {}
 
 func (x *WaitResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_services_containers_v1_containers_proto_msgTypes[17]
+	mi := &file_services_containers_v1_containers_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1499,7 +1745,7 @@ func (x *WaitResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WaitResponse.ProtoReflect.Descriptor instead.
 func (*WaitResponse) Descriptor() ([]byte, []int) {
-	return file_services_containers_v1_containers_proto_rawDescGZIP(), []int{17}
+	return file_services_containers_v1_containers_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *WaitResponse) GetExitCode() int32 {
@@ -1531,7 +1777,7 @@ type LogsRequest struct {
 
 func (x *LogsRequest) Reset() {
 	*x = LogsRequest{}
-	mi := &file_services_containers_v1_containers_proto_msgTypes[18]
+	mi := &file_services_containers_v1_containers_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1543,7 +1789,7 @@ func (x *LogsRequest) String() string {
 func (*LogsRequest) ProtoMessage() {}
 
 func (x *LogsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_services_containers_v1_containers_proto_msgTypes[18]
+	mi := &file_services_containers_v1_containers_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1556,7 +1802,7 @@ func (x *LogsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LogsRequest.ProtoReflect.Descriptor instead.
 func (*LogsRequest) Descriptor() ([]byte, []int) {
-	return file_services_containers_v1_containers_proto_rawDescGZIP(), []int{18}
+	return file_services_containers_v1_containers_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *LogsRequest) GetId() string {
@@ -1619,7 +1865,7 @@ type LogEntry struct {
 
 func (x *LogEntry) Reset() {
 	*x = LogEntry{}
-	mi := &file_services_containers_v1_containers_proto_msgTypes[19]
+	mi := &file_services_containers_v1_containers_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1631,7 +1877,7 @@ func (x *LogEntry) String() string {
 func (*LogEntry) ProtoMessage() {}
 
 func (x *LogEntry) ProtoReflect() protoreflect.Message {
-	mi := &file_services_containers_v1_containers_proto_msgTypes[19]
+	mi := &file_services_containers_v1_containers_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1644,7 +1890,7 @@ func (x *LogEntry) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LogEntry.ProtoReflect.Descriptor instead.
 func (*LogEntry) Descriptor() ([]byte, []int) {
-	return file_services_containers_v1_containers_proto_rawDescGZIP(), []int{19}
+	return file_services_containers_v1_containers_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *LogEntry) GetStream() Stream {
@@ -1680,7 +1926,7 @@ type AttachStart struct {
 
 func (x *AttachStart) Reset() {
 	*x = AttachStart{}
-	mi := &file_services_containers_v1_containers_proto_msgTypes[20]
+	mi := &file_services_containers_v1_containers_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1692,7 +1938,7 @@ func (x *AttachStart) String() string {
 func (*AttachStart) ProtoMessage() {}
 
 func (x *AttachStart) ProtoReflect() protoreflect.Message {
-	mi := &file_services_containers_v1_containers_proto_msgTypes[20]
+	mi := &file_services_containers_v1_containers_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1705,7 +1951,7 @@ func (x *AttachStart) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AttachStart.ProtoReflect.Descriptor instead.
 func (*AttachStart) Descriptor() ([]byte, []int) {
-	return file_services_containers_v1_containers_proto_rawDescGZIP(), []int{20}
+	return file_services_containers_v1_containers_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *AttachStart) GetId() string {
@@ -1746,7 +1992,7 @@ type Resize struct {
 
 func (x *Resize) Reset() {
 	*x = Resize{}
-	mi := &file_services_containers_v1_containers_proto_msgTypes[21]
+	mi := &file_services_containers_v1_containers_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1758,7 +2004,7 @@ func (x *Resize) String() string {
 func (*Resize) ProtoMessage() {}
 
 func (x *Resize) ProtoReflect() protoreflect.Message {
-	mi := &file_services_containers_v1_containers_proto_msgTypes[21]
+	mi := &file_services_containers_v1_containers_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1771,7 +2017,7 @@ func (x *Resize) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Resize.ProtoReflect.Descriptor instead.
 func (*Resize) Descriptor() ([]byte, []int) {
-	return file_services_containers_v1_containers_proto_rawDescGZIP(), []int{21}
+	return file_services_containers_v1_containers_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *Resize) GetWidth() uint32 {
@@ -1803,7 +2049,7 @@ type AttachInput struct {
 
 func (x *AttachInput) Reset() {
 	*x = AttachInput{}
-	mi := &file_services_containers_v1_containers_proto_msgTypes[22]
+	mi := &file_services_containers_v1_containers_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1815,7 +2061,7 @@ func (x *AttachInput) String() string {
 func (*AttachInput) ProtoMessage() {}
 
 func (x *AttachInput) ProtoReflect() protoreflect.Message {
-	mi := &file_services_containers_v1_containers_proto_msgTypes[22]
+	mi := &file_services_containers_v1_containers_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1828,7 +2074,7 @@ func (x *AttachInput) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AttachInput.ProtoReflect.Descriptor instead.
 func (*AttachInput) Descriptor() ([]byte, []int) {
-	return file_services_containers_v1_containers_proto_rawDescGZIP(), []int{22}
+	return file_services_containers_v1_containers_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *AttachInput) GetInput() isAttachInput_Input {
@@ -1919,7 +2165,7 @@ type ExecStart struct {
 
 func (x *ExecStart) Reset() {
 	*x = ExecStart{}
-	mi := &file_services_containers_v1_containers_proto_msgTypes[23]
+	mi := &file_services_containers_v1_containers_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1931,7 +2177,7 @@ func (x *ExecStart) String() string {
 func (*ExecStart) ProtoMessage() {}
 
 func (x *ExecStart) ProtoReflect() protoreflect.Message {
-	mi := &file_services_containers_v1_containers_proto_msgTypes[23]
+	mi := &file_services_containers_v1_containers_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1944,7 +2190,7 @@ func (x *ExecStart) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExecStart.ProtoReflect.Descriptor instead.
 func (*ExecStart) Descriptor() ([]byte, []int) {
-	return file_services_containers_v1_containers_proto_rawDescGZIP(), []int{23}
+	return file_services_containers_v1_containers_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *ExecStart) GetId() string {
@@ -2025,7 +2271,7 @@ type ExecInput struct {
 
 func (x *ExecInput) Reset() {
 	*x = ExecInput{}
-	mi := &file_services_containers_v1_containers_proto_msgTypes[24]
+	mi := &file_services_containers_v1_containers_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2037,7 +2283,7 @@ func (x *ExecInput) String() string {
 func (*ExecInput) ProtoMessage() {}
 
 func (x *ExecInput) ProtoReflect() protoreflect.Message {
-	mi := &file_services_containers_v1_containers_proto_msgTypes[24]
+	mi := &file_services_containers_v1_containers_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2050,7 +2296,7 @@ func (x *ExecInput) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExecInput.ProtoReflect.Descriptor instead.
 func (*ExecInput) Descriptor() ([]byte, []int) {
-	return file_services_containers_v1_containers_proto_rawDescGZIP(), []int{24}
+	return file_services_containers_v1_containers_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *ExecInput) GetInput() isExecInput_Input {
@@ -2138,7 +2384,7 @@ type AttachOutput struct {
 
 func (x *AttachOutput) Reset() {
 	*x = AttachOutput{}
-	mi := &file_services_containers_v1_containers_proto_msgTypes[25]
+	mi := &file_services_containers_v1_containers_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2150,7 +2396,7 @@ func (x *AttachOutput) String() string {
 func (*AttachOutput) ProtoMessage() {}
 
 func (x *AttachOutput) ProtoReflect() protoreflect.Message {
-	mi := &file_services_containers_v1_containers_proto_msgTypes[25]
+	mi := &file_services_containers_v1_containers_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2163,7 +2409,7 @@ func (x *AttachOutput) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AttachOutput.ProtoReflect.Descriptor instead.
 func (*AttachOutput) Descriptor() ([]byte, []int) {
-	return file_services_containers_v1_containers_proto_rawDescGZIP(), []int{25}
+	return file_services_containers_v1_containers_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *AttachOutput) GetOutput() isAttachOutput_Output {
@@ -2231,7 +2477,7 @@ type PruneRequest struct {
 
 func (x *PruneRequest) Reset() {
 	*x = PruneRequest{}
-	mi := &file_services_containers_v1_containers_proto_msgTypes[26]
+	mi := &file_services_containers_v1_containers_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2243,7 +2489,7 @@ func (x *PruneRequest) String() string {
 func (*PruneRequest) ProtoMessage() {}
 
 func (x *PruneRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_services_containers_v1_containers_proto_msgTypes[26]
+	mi := &file_services_containers_v1_containers_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2256,7 +2502,7 @@ func (x *PruneRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PruneRequest.ProtoReflect.Descriptor instead.
 func (*PruneRequest) Descriptor() ([]byte, []int) {
-	return file_services_containers_v1_containers_proto_rawDescGZIP(), []int{26}
+	return file_services_containers_v1_containers_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *PruneRequest) GetFilters() []string {
@@ -2276,7 +2522,7 @@ type PruneResponse struct {
 
 func (x *PruneResponse) Reset() {
 	*x = PruneResponse{}
-	mi := &file_services_containers_v1_containers_proto_msgTypes[27]
+	mi := &file_services_containers_v1_containers_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2288,7 +2534,7 @@ func (x *PruneResponse) String() string {
 func (*PruneResponse) ProtoMessage() {}
 
 func (x *PruneResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_services_containers_v1_containers_proto_msgTypes[27]
+	mi := &file_services_containers_v1_containers_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2301,7 +2547,7 @@ func (x *PruneResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PruneResponse.ProtoReflect.Descriptor instead.
 func (*PruneResponse) Descriptor() ([]byte, []int) {
-	return file_services_containers_v1_containers_proto_rawDescGZIP(), []int{27}
+	return file_services_containers_v1_containers_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *PruneResponse) GetDeleted() []string {
@@ -2322,7 +2568,22 @@ var File_services_containers_v1_containers_proto protoreflect.FileDescriptor
 
 const file_services_containers_v1_containers_proto_rawDesc = "" +
 	"\n" +
-	"'services/containers/v1/containers.proto\x12\x1cberth.services.containers.v1\x1a\x1bgoogle/protobuf/empty.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x8c\x01\n" +
+	"'services/containers/v1/containers.proto\x12\x1cberth.services.containers.v1\x1a\x1bgoogle/protobuf/empty.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x1e\n" +
+	"\fPauseRequest\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\"3\n" +
+	"\rRenameRequest\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
+	"\x04name\x18\x02 \x01(\tR\x04name\"5\n" +
+	"\n" +
+	"TopRequest\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x17\n" +
+	"\aps_args\x18\x02 \x01(\tR\x06psArgs\"m\n" +
+	"\vTopResponse\x12\x16\n" +
+	"\x06titles\x18\x01 \x03(\tR\x06titles\x12F\n" +
+	"\tprocesses\x18\x02 \x03(\v2(.berth.services.containers.v1.TopProcessR\tprocesses\"$\n" +
+	"\n" +
+	"TopProcess\x12\x16\n" +
+	"\x06fields\x18\x01 \x03(\tR\x06fields\"\x8c\x01\n" +
 	"\x05Mount\x12\x12\n" +
 	"\x04type\x18\x01 \x01(\tR\x04type\x12\x16\n" +
 	"\x06source\x18\x02 \x01(\tR\x06source\x12 \n" +
@@ -2528,7 +2789,7 @@ const file_services_containers_v1_containers_proto_rawDesc = "" +
 	"\x06Stream\x12\x16\n" +
 	"\x12STREAM_UNSPECIFIED\x10\x00\x12\x11\n" +
 	"\rSTREAM_STDOUT\x10\x01\x12\x11\n" +
-	"\rSTREAM_STDERR\x10\x022\xc2\b\n" +
+	"\rSTREAM_STDERR\x10\x022\x89\v\n" +
 	"\n" +
 	"Containers\x12c\n" +
 	"\x06Create\x12+.berth.services.containers.v1.CreateRequest\x1a,.berth.services.containers.v1.CreateResponse\x12K\n" +
@@ -2542,7 +2803,11 @@ const file_services_containers_v1_containers_proto_rawDesc = "" +
 	"\x04Logs\x12).berth.services.containers.v1.LogsRequest\x1a&.berth.services.containers.v1.LogEntry0\x01\x12c\n" +
 	"\x06Attach\x12).berth.services.containers.v1.AttachInput\x1a*.berth.services.containers.v1.AttachOutput(\x010\x01\x12_\n" +
 	"\x04Exec\x12'.berth.services.containers.v1.ExecInput\x1a*.berth.services.containers.v1.AttachOutput(\x010\x01\x12`\n" +
-	"\x05Prune\x12*.berth.services.containers.v1.PruneRequest\x1a+.berth.services.containers.v1.PruneResponseBJZHgithub.com/berth-project/berth/proto/services/containers/v1;containersv1b\x06proto3"
+	"\x05Prune\x12*.berth.services.containers.v1.PruneRequest\x1a+.berth.services.containers.v1.PruneResponse\x12K\n" +
+	"\x05Pause\x12*.berth.services.containers.v1.PauseRequest\x1a\x16.google.protobuf.Empty\x12M\n" +
+	"\aUnpause\x12*.berth.services.containers.v1.PauseRequest\x1a\x16.google.protobuf.Empty\x12M\n" +
+	"\x06Rename\x12+.berth.services.containers.v1.RenameRequest\x1a\x16.google.protobuf.Empty\x12Z\n" +
+	"\x03Top\x12(.berth.services.containers.v1.TopRequest\x1a).berth.services.containers.v1.TopResponseBJZHgithub.com/berth-project/berth/proto/services/containers/v1;containersv1b\x06proto3"
 
 var (
 	file_services_containers_v1_containers_proto_rawDescOnce sync.Once
@@ -2557,95 +2822,109 @@ func file_services_containers_v1_containers_proto_rawDescGZIP() []byte {
 }
 
 var file_services_containers_v1_containers_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_services_containers_v1_containers_proto_msgTypes = make([]protoimpl.MessageInfo, 30)
+var file_services_containers_v1_containers_proto_msgTypes = make([]protoimpl.MessageInfo, 35)
 var file_services_containers_v1_containers_proto_goTypes = []any{
 	(Stream)(0),                   // 0: berth.services.containers.v1.Stream
-	(*Mount)(nil),                 // 1: berth.services.containers.v1.Mount
-	(*PortBinding)(nil),           // 2: berth.services.containers.v1.PortBinding
-	(*Config)(nil),                // 3: berth.services.containers.v1.Config
-	(*CreateRequest)(nil),         // 4: berth.services.containers.v1.CreateRequest
-	(*CreateResponse)(nil),        // 5: berth.services.containers.v1.CreateResponse
-	(*StartRequest)(nil),          // 6: berth.services.containers.v1.StartRequest
-	(*StopRequest)(nil),           // 7: berth.services.containers.v1.StopRequest
-	(*KillRequest)(nil),           // 8: berth.services.containers.v1.KillRequest
-	(*RemoveRequest)(nil),         // 9: berth.services.containers.v1.RemoveRequest
-	(*ListRequest)(nil),           // 10: berth.services.containers.v1.ListRequest
-	(*ListResponse)(nil),          // 11: berth.services.containers.v1.ListResponse
-	(*State)(nil),                 // 12: berth.services.containers.v1.State
-	(*NetworkSettings)(nil),       // 13: berth.services.containers.v1.NetworkSettings
-	(*Container)(nil),             // 14: berth.services.containers.v1.Container
-	(*GetRequest)(nil),            // 15: berth.services.containers.v1.GetRequest
-	(*GetResponse)(nil),           // 16: berth.services.containers.v1.GetResponse
-	(*WaitRequest)(nil),           // 17: berth.services.containers.v1.WaitRequest
-	(*WaitResponse)(nil),          // 18: berth.services.containers.v1.WaitResponse
-	(*LogsRequest)(nil),           // 19: berth.services.containers.v1.LogsRequest
-	(*LogEntry)(nil),              // 20: berth.services.containers.v1.LogEntry
-	(*AttachStart)(nil),           // 21: berth.services.containers.v1.AttachStart
-	(*Resize)(nil),                // 22: berth.services.containers.v1.Resize
-	(*AttachInput)(nil),           // 23: berth.services.containers.v1.AttachInput
-	(*ExecStart)(nil),             // 24: berth.services.containers.v1.ExecStart
-	(*ExecInput)(nil),             // 25: berth.services.containers.v1.ExecInput
-	(*AttachOutput)(nil),          // 26: berth.services.containers.v1.AttachOutput
-	(*PruneRequest)(nil),          // 27: berth.services.containers.v1.PruneRequest
-	(*PruneResponse)(nil),         // 28: berth.services.containers.v1.PruneResponse
-	nil,                           // 29: berth.services.containers.v1.Config.LabelsEntry
-	nil,                           // 30: berth.services.containers.v1.Config.SysctlsEntry
-	(*timestamppb.Timestamp)(nil), // 31: google.protobuf.Timestamp
-	(*emptypb.Empty)(nil),         // 32: google.protobuf.Empty
+	(*PauseRequest)(nil),          // 1: berth.services.containers.v1.PauseRequest
+	(*RenameRequest)(nil),         // 2: berth.services.containers.v1.RenameRequest
+	(*TopRequest)(nil),            // 3: berth.services.containers.v1.TopRequest
+	(*TopResponse)(nil),           // 4: berth.services.containers.v1.TopResponse
+	(*TopProcess)(nil),            // 5: berth.services.containers.v1.TopProcess
+	(*Mount)(nil),                 // 6: berth.services.containers.v1.Mount
+	(*PortBinding)(nil),           // 7: berth.services.containers.v1.PortBinding
+	(*Config)(nil),                // 8: berth.services.containers.v1.Config
+	(*CreateRequest)(nil),         // 9: berth.services.containers.v1.CreateRequest
+	(*CreateResponse)(nil),        // 10: berth.services.containers.v1.CreateResponse
+	(*StartRequest)(nil),          // 11: berth.services.containers.v1.StartRequest
+	(*StopRequest)(nil),           // 12: berth.services.containers.v1.StopRequest
+	(*KillRequest)(nil),           // 13: berth.services.containers.v1.KillRequest
+	(*RemoveRequest)(nil),         // 14: berth.services.containers.v1.RemoveRequest
+	(*ListRequest)(nil),           // 15: berth.services.containers.v1.ListRequest
+	(*ListResponse)(nil),          // 16: berth.services.containers.v1.ListResponse
+	(*State)(nil),                 // 17: berth.services.containers.v1.State
+	(*NetworkSettings)(nil),       // 18: berth.services.containers.v1.NetworkSettings
+	(*Container)(nil),             // 19: berth.services.containers.v1.Container
+	(*GetRequest)(nil),            // 20: berth.services.containers.v1.GetRequest
+	(*GetResponse)(nil),           // 21: berth.services.containers.v1.GetResponse
+	(*WaitRequest)(nil),           // 22: berth.services.containers.v1.WaitRequest
+	(*WaitResponse)(nil),          // 23: berth.services.containers.v1.WaitResponse
+	(*LogsRequest)(nil),           // 24: berth.services.containers.v1.LogsRequest
+	(*LogEntry)(nil),              // 25: berth.services.containers.v1.LogEntry
+	(*AttachStart)(nil),           // 26: berth.services.containers.v1.AttachStart
+	(*Resize)(nil),                // 27: berth.services.containers.v1.Resize
+	(*AttachInput)(nil),           // 28: berth.services.containers.v1.AttachInput
+	(*ExecStart)(nil),             // 29: berth.services.containers.v1.ExecStart
+	(*ExecInput)(nil),             // 30: berth.services.containers.v1.ExecInput
+	(*AttachOutput)(nil),          // 31: berth.services.containers.v1.AttachOutput
+	(*PruneRequest)(nil),          // 32: berth.services.containers.v1.PruneRequest
+	(*PruneResponse)(nil),         // 33: berth.services.containers.v1.PruneResponse
+	nil,                           // 34: berth.services.containers.v1.Config.LabelsEntry
+	nil,                           // 35: berth.services.containers.v1.Config.SysctlsEntry
+	(*timestamppb.Timestamp)(nil), // 36: google.protobuf.Timestamp
+	(*emptypb.Empty)(nil),         // 37: google.protobuf.Empty
 }
 var file_services_containers_v1_containers_proto_depIdxs = []int32{
-	29, // 0: berth.services.containers.v1.Config.labels:type_name -> berth.services.containers.v1.Config.LabelsEntry
-	1,  // 1: berth.services.containers.v1.Config.mounts:type_name -> berth.services.containers.v1.Mount
-	2,  // 2: berth.services.containers.v1.Config.ports:type_name -> berth.services.containers.v1.PortBinding
-	30, // 3: berth.services.containers.v1.Config.sysctls:type_name -> berth.services.containers.v1.Config.SysctlsEntry
-	3,  // 4: berth.services.containers.v1.CreateRequest.config:type_name -> berth.services.containers.v1.Config
-	14, // 5: berth.services.containers.v1.ListResponse.containers:type_name -> berth.services.containers.v1.Container
-	31, // 6: berth.services.containers.v1.State.started_at:type_name -> google.protobuf.Timestamp
-	31, // 7: berth.services.containers.v1.State.finished_at:type_name -> google.protobuf.Timestamp
-	2,  // 8: berth.services.containers.v1.NetworkSettings.ports:type_name -> berth.services.containers.v1.PortBinding
-	31, // 9: berth.services.containers.v1.Container.created:type_name -> google.protobuf.Timestamp
-	3,  // 10: berth.services.containers.v1.Container.config:type_name -> berth.services.containers.v1.Config
-	12, // 11: berth.services.containers.v1.Container.state:type_name -> berth.services.containers.v1.State
-	13, // 12: berth.services.containers.v1.Container.network:type_name -> berth.services.containers.v1.NetworkSettings
-	14, // 13: berth.services.containers.v1.GetResponse.container:type_name -> berth.services.containers.v1.Container
-	31, // 14: berth.services.containers.v1.LogsRequest.since:type_name -> google.protobuf.Timestamp
-	31, // 15: berth.services.containers.v1.LogsRequest.until:type_name -> google.protobuf.Timestamp
-	0,  // 16: berth.services.containers.v1.LogEntry.stream:type_name -> berth.services.containers.v1.Stream
-	31, // 17: berth.services.containers.v1.LogEntry.time:type_name -> google.protobuf.Timestamp
-	21, // 18: berth.services.containers.v1.AttachInput.start:type_name -> berth.services.containers.v1.AttachStart
-	22, // 19: berth.services.containers.v1.AttachInput.resize:type_name -> berth.services.containers.v1.Resize
-	24, // 20: berth.services.containers.v1.ExecInput.start:type_name -> berth.services.containers.v1.ExecStart
-	22, // 21: berth.services.containers.v1.ExecInput.resize:type_name -> berth.services.containers.v1.Resize
-	20, // 22: berth.services.containers.v1.AttachOutput.data:type_name -> berth.services.containers.v1.LogEntry
-	4,  // 23: berth.services.containers.v1.Containers.Create:input_type -> berth.services.containers.v1.CreateRequest
-	6,  // 24: berth.services.containers.v1.Containers.Start:input_type -> berth.services.containers.v1.StartRequest
-	7,  // 25: berth.services.containers.v1.Containers.Stop:input_type -> berth.services.containers.v1.StopRequest
-	8,  // 26: berth.services.containers.v1.Containers.Kill:input_type -> berth.services.containers.v1.KillRequest
-	9,  // 27: berth.services.containers.v1.Containers.Remove:input_type -> berth.services.containers.v1.RemoveRequest
-	10, // 28: berth.services.containers.v1.Containers.List:input_type -> berth.services.containers.v1.ListRequest
-	15, // 29: berth.services.containers.v1.Containers.Get:input_type -> berth.services.containers.v1.GetRequest
-	17, // 30: berth.services.containers.v1.Containers.Wait:input_type -> berth.services.containers.v1.WaitRequest
-	19, // 31: berth.services.containers.v1.Containers.Logs:input_type -> berth.services.containers.v1.LogsRequest
-	23, // 32: berth.services.containers.v1.Containers.Attach:input_type -> berth.services.containers.v1.AttachInput
-	25, // 33: berth.services.containers.v1.Containers.Exec:input_type -> berth.services.containers.v1.ExecInput
-	27, // 34: berth.services.containers.v1.Containers.Prune:input_type -> berth.services.containers.v1.PruneRequest
-	5,  // 35: berth.services.containers.v1.Containers.Create:output_type -> berth.services.containers.v1.CreateResponse
-	32, // 36: berth.services.containers.v1.Containers.Start:output_type -> google.protobuf.Empty
-	32, // 37: berth.services.containers.v1.Containers.Stop:output_type -> google.protobuf.Empty
-	32, // 38: berth.services.containers.v1.Containers.Kill:output_type -> google.protobuf.Empty
-	32, // 39: berth.services.containers.v1.Containers.Remove:output_type -> google.protobuf.Empty
-	11, // 40: berth.services.containers.v1.Containers.List:output_type -> berth.services.containers.v1.ListResponse
-	16, // 41: berth.services.containers.v1.Containers.Get:output_type -> berth.services.containers.v1.GetResponse
-	18, // 42: berth.services.containers.v1.Containers.Wait:output_type -> berth.services.containers.v1.WaitResponse
-	20, // 43: berth.services.containers.v1.Containers.Logs:output_type -> berth.services.containers.v1.LogEntry
-	26, // 44: berth.services.containers.v1.Containers.Attach:output_type -> berth.services.containers.v1.AttachOutput
-	26, // 45: berth.services.containers.v1.Containers.Exec:output_type -> berth.services.containers.v1.AttachOutput
-	28, // 46: berth.services.containers.v1.Containers.Prune:output_type -> berth.services.containers.v1.PruneResponse
-	35, // [35:47] is the sub-list for method output_type
-	23, // [23:35] is the sub-list for method input_type
-	23, // [23:23] is the sub-list for extension type_name
-	23, // [23:23] is the sub-list for extension extendee
-	0,  // [0:23] is the sub-list for field type_name
+	5,  // 0: berth.services.containers.v1.TopResponse.processes:type_name -> berth.services.containers.v1.TopProcess
+	34, // 1: berth.services.containers.v1.Config.labels:type_name -> berth.services.containers.v1.Config.LabelsEntry
+	6,  // 2: berth.services.containers.v1.Config.mounts:type_name -> berth.services.containers.v1.Mount
+	7,  // 3: berth.services.containers.v1.Config.ports:type_name -> berth.services.containers.v1.PortBinding
+	35, // 4: berth.services.containers.v1.Config.sysctls:type_name -> berth.services.containers.v1.Config.SysctlsEntry
+	8,  // 5: berth.services.containers.v1.CreateRequest.config:type_name -> berth.services.containers.v1.Config
+	19, // 6: berth.services.containers.v1.ListResponse.containers:type_name -> berth.services.containers.v1.Container
+	36, // 7: berth.services.containers.v1.State.started_at:type_name -> google.protobuf.Timestamp
+	36, // 8: berth.services.containers.v1.State.finished_at:type_name -> google.protobuf.Timestamp
+	7,  // 9: berth.services.containers.v1.NetworkSettings.ports:type_name -> berth.services.containers.v1.PortBinding
+	36, // 10: berth.services.containers.v1.Container.created:type_name -> google.protobuf.Timestamp
+	8,  // 11: berth.services.containers.v1.Container.config:type_name -> berth.services.containers.v1.Config
+	17, // 12: berth.services.containers.v1.Container.state:type_name -> berth.services.containers.v1.State
+	18, // 13: berth.services.containers.v1.Container.network:type_name -> berth.services.containers.v1.NetworkSettings
+	19, // 14: berth.services.containers.v1.GetResponse.container:type_name -> berth.services.containers.v1.Container
+	36, // 15: berth.services.containers.v1.LogsRequest.since:type_name -> google.protobuf.Timestamp
+	36, // 16: berth.services.containers.v1.LogsRequest.until:type_name -> google.protobuf.Timestamp
+	0,  // 17: berth.services.containers.v1.LogEntry.stream:type_name -> berth.services.containers.v1.Stream
+	36, // 18: berth.services.containers.v1.LogEntry.time:type_name -> google.protobuf.Timestamp
+	26, // 19: berth.services.containers.v1.AttachInput.start:type_name -> berth.services.containers.v1.AttachStart
+	27, // 20: berth.services.containers.v1.AttachInput.resize:type_name -> berth.services.containers.v1.Resize
+	29, // 21: berth.services.containers.v1.ExecInput.start:type_name -> berth.services.containers.v1.ExecStart
+	27, // 22: berth.services.containers.v1.ExecInput.resize:type_name -> berth.services.containers.v1.Resize
+	25, // 23: berth.services.containers.v1.AttachOutput.data:type_name -> berth.services.containers.v1.LogEntry
+	9,  // 24: berth.services.containers.v1.Containers.Create:input_type -> berth.services.containers.v1.CreateRequest
+	11, // 25: berth.services.containers.v1.Containers.Start:input_type -> berth.services.containers.v1.StartRequest
+	12, // 26: berth.services.containers.v1.Containers.Stop:input_type -> berth.services.containers.v1.StopRequest
+	13, // 27: berth.services.containers.v1.Containers.Kill:input_type -> berth.services.containers.v1.KillRequest
+	14, // 28: berth.services.containers.v1.Containers.Remove:input_type -> berth.services.containers.v1.RemoveRequest
+	15, // 29: berth.services.containers.v1.Containers.List:input_type -> berth.services.containers.v1.ListRequest
+	20, // 30: berth.services.containers.v1.Containers.Get:input_type -> berth.services.containers.v1.GetRequest
+	22, // 31: berth.services.containers.v1.Containers.Wait:input_type -> berth.services.containers.v1.WaitRequest
+	24, // 32: berth.services.containers.v1.Containers.Logs:input_type -> berth.services.containers.v1.LogsRequest
+	28, // 33: berth.services.containers.v1.Containers.Attach:input_type -> berth.services.containers.v1.AttachInput
+	30, // 34: berth.services.containers.v1.Containers.Exec:input_type -> berth.services.containers.v1.ExecInput
+	32, // 35: berth.services.containers.v1.Containers.Prune:input_type -> berth.services.containers.v1.PruneRequest
+	1,  // 36: berth.services.containers.v1.Containers.Pause:input_type -> berth.services.containers.v1.PauseRequest
+	1,  // 37: berth.services.containers.v1.Containers.Unpause:input_type -> berth.services.containers.v1.PauseRequest
+	2,  // 38: berth.services.containers.v1.Containers.Rename:input_type -> berth.services.containers.v1.RenameRequest
+	3,  // 39: berth.services.containers.v1.Containers.Top:input_type -> berth.services.containers.v1.TopRequest
+	10, // 40: berth.services.containers.v1.Containers.Create:output_type -> berth.services.containers.v1.CreateResponse
+	37, // 41: berth.services.containers.v1.Containers.Start:output_type -> google.protobuf.Empty
+	37, // 42: berth.services.containers.v1.Containers.Stop:output_type -> google.protobuf.Empty
+	37, // 43: berth.services.containers.v1.Containers.Kill:output_type -> google.protobuf.Empty
+	37, // 44: berth.services.containers.v1.Containers.Remove:output_type -> google.protobuf.Empty
+	16, // 45: berth.services.containers.v1.Containers.List:output_type -> berth.services.containers.v1.ListResponse
+	21, // 46: berth.services.containers.v1.Containers.Get:output_type -> berth.services.containers.v1.GetResponse
+	23, // 47: berth.services.containers.v1.Containers.Wait:output_type -> berth.services.containers.v1.WaitResponse
+	25, // 48: berth.services.containers.v1.Containers.Logs:output_type -> berth.services.containers.v1.LogEntry
+	31, // 49: berth.services.containers.v1.Containers.Attach:output_type -> berth.services.containers.v1.AttachOutput
+	31, // 50: berth.services.containers.v1.Containers.Exec:output_type -> berth.services.containers.v1.AttachOutput
+	33, // 51: berth.services.containers.v1.Containers.Prune:output_type -> berth.services.containers.v1.PruneResponse
+	37, // 52: berth.services.containers.v1.Containers.Pause:output_type -> google.protobuf.Empty
+	37, // 53: berth.services.containers.v1.Containers.Unpause:output_type -> google.protobuf.Empty
+	37, // 54: berth.services.containers.v1.Containers.Rename:output_type -> google.protobuf.Empty
+	4,  // 55: berth.services.containers.v1.Containers.Top:output_type -> berth.services.containers.v1.TopResponse
+	40, // [40:56] is the sub-list for method output_type
+	24, // [24:40] is the sub-list for method input_type
+	24, // [24:24] is the sub-list for extension type_name
+	24, // [24:24] is the sub-list for extension extendee
+	0,  // [0:24] is the sub-list for field type_name
 }
 
 func init() { file_services_containers_v1_containers_proto_init() }
@@ -2653,20 +2932,20 @@ func file_services_containers_v1_containers_proto_init() {
 	if File_services_containers_v1_containers_proto != nil {
 		return
 	}
-	file_services_containers_v1_containers_proto_msgTypes[6].OneofWrappers = []any{}
-	file_services_containers_v1_containers_proto_msgTypes[22].OneofWrappers = []any{
+	file_services_containers_v1_containers_proto_msgTypes[11].OneofWrappers = []any{}
+	file_services_containers_v1_containers_proto_msgTypes[27].OneofWrappers = []any{
 		(*AttachInput_Start)(nil),
 		(*AttachInput_Stdin)(nil),
 		(*AttachInput_CloseStdin)(nil),
 		(*AttachInput_Resize)(nil),
 	}
-	file_services_containers_v1_containers_proto_msgTypes[24].OneofWrappers = []any{
+	file_services_containers_v1_containers_proto_msgTypes[29].OneofWrappers = []any{
 		(*ExecInput_Start)(nil),
 		(*ExecInput_Stdin)(nil),
 		(*ExecInput_CloseStdin)(nil),
 		(*ExecInput_Resize)(nil),
 	}
-	file_services_containers_v1_containers_proto_msgTypes[25].OneofWrappers = []any{
+	file_services_containers_v1_containers_proto_msgTypes[30].OneofWrappers = []any{
 		(*AttachOutput_Attached)(nil),
 		(*AttachOutput_Data)(nil),
 		(*AttachOutput_ExitCode)(nil),
@@ -2677,7 +2956,7 @@ func file_services_containers_v1_containers_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_services_containers_v1_containers_proto_rawDesc), len(file_services_containers_v1_containers_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   30,
+			NumMessages:   35,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

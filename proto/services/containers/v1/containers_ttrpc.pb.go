@@ -21,6 +21,10 @@ type ContainersService interface {
 	Attach(context.Context, Containers_AttachServer) error
 	Exec(context.Context, Containers_ExecServer) error
 	Prune(context.Context, *PruneRequest) (*PruneResponse, error)
+	Pause(context.Context, *PauseRequest) (*emptypb.Empty, error)
+	Unpause(context.Context, *PauseRequest) (*emptypb.Empty, error)
+	Rename(context.Context, *RenameRequest) (*emptypb.Empty, error)
+	Top(context.Context, *TopRequest) (*TopResponse, error)
 }
 
 type Containers_LogsServer interface {
@@ -146,6 +150,34 @@ func RegisterContainersService(srv *ttrpc.Server, svc ContainersService) {
 				}
 				return svc.Prune(ctx, &req)
 			},
+			"Pause": func(ctx context.Context, unmarshal func(interface{}) error) (interface{}, error) {
+				var req PauseRequest
+				if err := unmarshal(&req); err != nil {
+					return nil, err
+				}
+				return svc.Pause(ctx, &req)
+			},
+			"Unpause": func(ctx context.Context, unmarshal func(interface{}) error) (interface{}, error) {
+				var req PauseRequest
+				if err := unmarshal(&req); err != nil {
+					return nil, err
+				}
+				return svc.Unpause(ctx, &req)
+			},
+			"Rename": func(ctx context.Context, unmarshal func(interface{}) error) (interface{}, error) {
+				var req RenameRequest
+				if err := unmarshal(&req); err != nil {
+					return nil, err
+				}
+				return svc.Rename(ctx, &req)
+			},
+			"Top": func(ctx context.Context, unmarshal func(interface{}) error) (interface{}, error) {
+				var req TopRequest
+				if err := unmarshal(&req); err != nil {
+					return nil, err
+				}
+				return svc.Top(ctx, &req)
+			},
 		},
 		Streams: map[string]ttrpc.Stream{
 			"Logs": {
@@ -190,6 +222,10 @@ type ContainersClient interface {
 	Attach(context.Context) (Containers_AttachClient, error)
 	Exec(context.Context) (Containers_ExecClient, error)
 	Prune(context.Context, *PruneRequest) (*PruneResponse, error)
+	Pause(context.Context, *PauseRequest) (*emptypb.Empty, error)
+	Unpause(context.Context, *PauseRequest) (*emptypb.Empty, error)
+	Rename(context.Context, *RenameRequest) (*emptypb.Empty, error)
+	Top(context.Context, *TopRequest) (*TopResponse, error)
 }
 
 type containersClient struct {
@@ -366,6 +402,38 @@ func (x *containersExecClient) Recv() (*AttachOutput, error) {
 func (c *containersClient) Prune(ctx context.Context, req *PruneRequest) (*PruneResponse, error) {
 	var resp PruneResponse
 	if err := c.client.Call(ctx, "berth.services.containers.v1.Containers", "Prune", req, &resp); err != nil {
+		return nil, err
+	}
+	return &resp, nil
+}
+
+func (c *containersClient) Pause(ctx context.Context, req *PauseRequest) (*emptypb.Empty, error) {
+	var resp emptypb.Empty
+	if err := c.client.Call(ctx, "berth.services.containers.v1.Containers", "Pause", req, &resp); err != nil {
+		return nil, err
+	}
+	return &resp, nil
+}
+
+func (c *containersClient) Unpause(ctx context.Context, req *PauseRequest) (*emptypb.Empty, error) {
+	var resp emptypb.Empty
+	if err := c.client.Call(ctx, "berth.services.containers.v1.Containers", "Unpause", req, &resp); err != nil {
+		return nil, err
+	}
+	return &resp, nil
+}
+
+func (c *containersClient) Rename(ctx context.Context, req *RenameRequest) (*emptypb.Empty, error) {
+	var resp emptypb.Empty
+	if err := c.client.Call(ctx, "berth.services.containers.v1.Containers", "Rename", req, &resp); err != nil {
+		return nil, err
+	}
+	return &resp, nil
+}
+
+func (c *containersClient) Top(ctx context.Context, req *TopRequest) (*TopResponse, error) {
+	var resp TopResponse
+	if err := c.client.Call(ctx, "berth.services.containers.v1.Containers", "Top", req, &resp); err != nil {
 		return nil, err
 	}
 	return &resp, nil
