@@ -4,12 +4,16 @@
 package main
 
 import (
+	"io"
+
 	"context"
 	"errors"
 	"fmt"
 	"os"
 	"os/signal"
 	"syscall"
+
+	"github.com/containerd/log"
 
 	"github.com/spf13/cobra"
 
@@ -23,6 +27,10 @@ func main() {
 }
 
 func run() int {
+	// ttrpc logs through containerd/log what the call's error already says
+	// ("failed to handle message" when the daemon ends a stream early):
+	// berth prints only the error, as docker does.
+	log.L.Logger.SetOutput(io.Discard)
 	b := &cli.CLI{In: os.Stdin, Out: os.Stdout, Err: os.Stderr}
 	root := newRootCommand(b)
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)

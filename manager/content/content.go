@@ -12,7 +12,8 @@
 // corrupt or partial blob. An ingest that stops half-way (a dropped
 // connection, a crash) keeps its partial data, and the next Writer for the
 // same digest continues from its size: a pull asks the registry for the rest
-// with an HTTP Range.
+// with an HTTP Range. A write that finds the disk full is a *DiskFullError
+// and keeps nothing: resuming would fill the disk again.
 //
 // Labels (for GC and for what a blob came from) live in a bbolt database
 // that the caller owns and may share with other metadata.
@@ -346,10 +347,39 @@ func (s *Store) Walk(ctx context.Context, fn func(Info) error) error {
 }
 
 // ioError turns a failed write into an error kind the caller can act on:
-// a full disk is ResourceExhausted.
+// a full disk is a *DiskFullError (ResourceExhausted).
 func ioError(what string, err error) error {
-	if errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT) {
-		return fmt.Errorf("%s: %w: free some disk (berth image prune, berth system prune): %w", what, err, errdefs.ErrResourceExhausted)
+	if isDiskFull(err) {
+		return &DiskFullError{What: what, Err: err}
 	}
 	return fmt.Errorf("%s: %w", what, err)
 }
+
+// isDiskFull tells whether err is a full disk or an exhausted quota.
+func isDiskFull(err error) bool {
+	return errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT)
+}
+
+// DiskFullError is a write that found the disk full (ENOSPC) or the quota
+// exhausted (EDQUOT). It reads as docker's "no space left on device" and
+// says what to do; it is an errdefs.ErrResourceExhausted and wraps the
+// system's error.
+type DiskFullError struct {
+	What string // what could not be written: "store sha256:…", "unpack layer sha256:…"
+	Err  error  // the failed call's error
+}
+
+func (e *DiskFullError) Error() string {
+	cause := "no space left on device"
+	if errors.Is(e.Err, syscall.EDQUOT) {
+		cause = "disk quota exceeded"
+	}
+	// The file names the filesystem that is full, as docker's message does.
+	var pe *fs.PathError
+	if errors.As(e.Err, &pe) {
+		return fmt.Sprintf("%s: %s (%s %s): free some disk (berth image prune, berth system prune)", e.What, cause, pe.Op, pe.Path)
+	}
+	return fmt.Sprintf("%s: %s: free some disk (berth image prune, berth system prune)", e.What, cause)
+}
+
+func (e *DiskFullError) Unwrap() []error { return []error{e.Err, errdefs.ErrResourceExhausted} }

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -269,3 +270,41 @@ func TestAdd(t *testing.T) {
 type errReader struct{}
 
 func (errReader) Read([]byte) (int, error) { return 0, errors.New("broken") }
+
+// TestDiskFull: a write that finds the disk full is ResourceExhausted with
+// docker's words, and its partial data is not kept to resume (it would
+// hold the space a next try needs). A real full disk is in
+// integration/berthd's TestDiskFull.
+func TestDiskFull(t *testing.T) {
+	err := ioError("store sha256:abc", &os.PathError{Op: "write", Path: "/x/data", Err: syscall.ENOSPC})
+	if !errdefs.IsResourceExhausted(err) || !errors.Is(err, syscall.ENOSPC) {
+		t.Errorf("%v: not ResourceExhausted and ENOSPC", err)
+	}
+	if want := "store sha256:abc: no space left on device (write /x/data): free some disk (berth image prune, berth system prune)"; err.Error() != want {
+		t.Errorf("message %q, want %q", err, want)
+	}
+	if err := ioError("store", syscall.EDQUOT); !errdefs.IsResourceExhausted(err) || err.Error() != "store: disk quota exceeded: free some disk (berth image prune, berth system prune)" {
+		t.Errorf("quota: %v", err)
+	}
+
+	s, _ := newStore(t)
+	ctx := context.Background()
+	data := randomBytes(64 << 10)
+	d := digest.FromBytes(data)
+	w, err := s.Writer(ctx, d, int64(len(data)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.Write(data[:1000]); err != nil {
+		t.Fatal(err)
+	}
+	w.ioError(syscall.ENOSPC) // as a failed write does
+	w.Close()
+	if ins, err := s.Ingests(ctx); err != nil || len(ins) != 0 {
+		t.Errorf("ingests after a full disk: %+v, %v", ins, err)
+	}
+	// The next Writer starts afresh, and is not blocked.
+	if err := s.Ingest(ctx, d, int64(len(data)), bytes.NewReader(data)); err != nil {
+		t.Fatal(err)
+	}
+}

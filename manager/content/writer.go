@@ -49,6 +49,10 @@ type Writer struct {
 	offset   int64
 	released bool
 	labels   map[string]string
+	// full is set when a write found the disk full: the partial data is
+	// not kept then (resuming it would only fill the disk again, and
+	// until then it holds the space other writes need).
+	full bool
 }
 
 // WriterOpt adjusts a Writer.
@@ -109,11 +113,11 @@ func (w *Writer) open() error {
 		return fmt.Errorf("content %s: %w", w.expected, errdefs.ErrAlreadyExists)
 	}
 	if err := os.MkdirAll(w.dir, 0o700); err != nil {
-		return ioError("ingest "+w.expected.String(), err)
+		return ioError("store "+w.expected.String(), err)
 	}
 	f, err := os.OpenFile(filepath.Join(w.dir, "data"), os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
-		return ioError("ingest "+w.expected.String(), err)
+		return ioError("store "+w.expected.String(), err)
 	}
 	w.f = f
 	st, err := f.Stat()
@@ -143,7 +147,7 @@ func (w *Writer) open() error {
 
 func (w *Writer) truncate(n int64) error {
 	if err := w.f.Truncate(n); err != nil {
-		return ioError("ingest "+w.expected.String(), err)
+		return w.ioError(err)
 	}
 	if _, err := w.f.Seek(n, io.SeekStart); err != nil {
 		return fmt.Errorf("ingest %s: %w", w.expected, err)
@@ -180,9 +184,17 @@ func (w *Writer) Write(p []byte) (int, error) {
 	w.h.Write(p[:n])
 	w.offset += int64(n)
 	if err != nil {
-		return n, ioError("ingest "+w.expected.String(), err)
+		return n, w.ioError(err)
 	}
 	return n, nil
+}
+
+// ioError is ioError for the ingest, noting a full disk.
+func (w *Writer) ioError(err error) error {
+	if isDiskFull(err) {
+		w.full = true
+	}
+	return ioError("store "+w.expected.String(), err)
 }
 
 // OpenReader opens the ingest's data for reading on a descriptor of its
@@ -221,7 +233,9 @@ func (w *Writer) Commit(ctx context.Context) error {
 	// The bytes reach the disk before the name does: after a crash a blob
 	// is whole or absent.
 	if err := w.f.Sync(); err != nil {
-		return ioError("ingest "+w.expected.String(), err)
+		err = w.ioError(err)
+		w.discardIfFull()
+		return err
 	}
 	if err := w.f.Chmod(0o444); err != nil {
 		return fmt.Errorf("ingest %s: %w", w.expected, err)
@@ -229,6 +243,10 @@ func (w *Writer) Commit(ctx context.Context) error {
 	w.f.Close()
 	w.f = nil
 	if err := w.s.place(filepath.Join(w.dir, "data"), w.expected, w.labels); err != nil {
+		if isDiskFull(err) {
+			w.full = true
+			w.discardIfFull()
+		}
 		return err
 	}
 	os.RemoveAll(w.dir)
@@ -245,7 +263,7 @@ func (s *Store) place(src string, d digest.Digest, labels map[string]string) err
 		return ioError("commit "+d.String(), err)
 	}
 	now := []byte(time.Now().UTC().Format(time.RFC3339Nano))
-	return s.db.Update(func(tx *bolt.Tx) error {
+	err := s.db.Update(func(tx *bolt.Tx) error {
 		b, err := contentBucket(tx).CreateBucketIfNotExists([]byte(d))
 		if err != nil {
 			return err
@@ -270,16 +288,39 @@ func (s *Store) place(src string, d digest.Digest, labels map[string]string) err
 		}
 		return nil
 	})
+	if err != nil {
+		// Not recorded, so not committed: the caller takes it for lost.
+		os.Remove(dst)
+		return ioError("commit "+d.String()+": metadata", err)
+	}
+	return nil
 }
 
 // Close releases the Writer without committing: the partial data stays
-// for a later Writer to resume.
+// for a later Writer to resume, unless a write found the disk full (it is
+// thrown away then, to give the space back).
 func (w *Writer) Close() error {
 	if w.released {
 		return nil
 	}
+	if w.full {
+		return w.Abort()
+	}
 	w.release()
 	return nil
+}
+
+// discardIfFull throws the data away after a failed commit that found the
+// disk full; the Writer is released by Commit.
+func (w *Writer) discardIfFull() {
+	if !w.full {
+		return
+	}
+	if w.f != nil {
+		w.f.Close()
+		w.f = nil
+	}
+	os.RemoveAll(w.dir)
 }
 
 // Abort releases the Writer and throws its data away.
@@ -340,25 +381,25 @@ func (s *Store) Add(ctx context.Context, r io.Reader, opts ...WriterOpt) (digest
 	rand.Read(rnd[:])
 	dir := filepath.Join(s.root, "ingest", "tmp-"+hex.EncodeToString(rnd[:]))
 	if err := os.Mkdir(dir, 0o700); err != nil {
-		return "", 0, ioError("add content", err)
+		return "", 0, ioError("store the blob", err)
 	}
 	defer os.RemoveAll(dir)
 	f, err := os.Create(filepath.Join(dir, "data"))
 	if err != nil {
-		return "", 0, ioError("add content", err)
+		return "", 0, ioError("store the blob", err)
 	}
 	defer f.Close()
 	dg := digest.Canonical.Digester()
 	n, err := io.Copy(io.MultiWriter(f, dg.Hash()), ctxReader{ctx, r})
 	if err != nil {
-		return "", 0, ioError("add content", err)
+		return "", 0, ioError("store the blob", err)
 	}
 	d := dg.Digest()
 	if s.Exists(ctx, d) {
 		return d, n, nil
 	}
 	if err := f.Sync(); err != nil {
-		return "", 0, ioError("add content", err)
+		return "", 0, ioError("store the blob", err)
 	}
 	if err := f.Chmod(0o444); err != nil {
 		return "", 0, fmt.Errorf("add content: %w", err)

@@ -14,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/berth-project/berth/manager/content"
 	"github.com/containerd/errdefs"
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
@@ -254,7 +255,7 @@ func (s *Service) Load(ctx context.Context, r io.Reader, opts LoadOptions) (_ Lo
 	l := s.newLease()
 	defer func() {
 		if retErr != nil {
-			l.abandon(ctx)
+			l.abandon(ctx, retErr)
 		} else {
 			l.release()
 		}
@@ -536,7 +537,13 @@ func (s *Service) loadBlob(ctx context.Context, l *lease, tr *tar.Reader, d dige
 		return fmt.Errorf("load: blob %s: %w", d, err)
 	}
 	if err := w.Commit(ctx); err != nil {
-		return fmt.Errorf("load: the archive is corrupt: blob %s does not match its name: %w: %w", d, err, errdefs.ErrInvalidArgument)
+		// Nothing of an archive's blob is kept: it cannot be resumed.
+		s.content.AbortIngest(context.WithoutCancel(ctx), d)
+		var mm *content.MismatchError
+		if errors.As(err, &mm) {
+			return fmt.Errorf("load: the archive is corrupt: blob %s does not match its name: %w: %w", d, err, errdefs.ErrInvalidArgument)
+		}
+		return fmt.Errorf("load: blob %s: %w", d, err)
 	}
 	l.madeBlob(d)
 	return nil

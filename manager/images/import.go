@@ -70,7 +70,7 @@ func (s *Service) Import(ctx context.Context, r io.Reader, opts ImportOptions) (
 	l := s.newLease()
 	defer func() {
 		if retErr != nil {
-			l.abandon(ctx)
+			l.abandon(ctx, retErr)
 		} else {
 			l.release()
 		}

@@ -51,7 +51,7 @@ func (s *Service) Pull(ctx context.Context, ref string, opts PullOptions) (_ Ima
 	l := s.newLease()
 	defer func() {
 		if retErr != nil {
-			l.abandon(ctx)
+			l.abandon(ctx, retErr)
 		} else {
 			l.release()
 		}

@@ -15,6 +15,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"sync"
 	"time"
 
@@ -295,15 +296,26 @@ func (l *lease) madeSnapshot(name string) {
 	l.mu.Unlock()
 }
 
-// abandon releases the lease of an operation that failed and removes what
-// it made that no image and no other operation needs: a failed pull or
-// load leaves nothing half-made (partial downloads stay, to resume).
-func (l *lease) abandon(ctx context.Context) {
+// abandon releases the lease of an operation that failed with err and
+// removes what it made that no image and no other operation needs: a
+// failed pull or load leaves nothing half-made. Partial downloads stay,
+// to resume, unless the operation failed for a full disk: they go then
+// too, since they hold the space a next try (or anything else) needs.
+func (l *lease) abandon(ctx context.Context, err error) {
 	l.release()
 	ctx = context.WithoutCancel(ctx)
 	l.mu.Lock()
 	blobs, snaps := maps.Clone(l.madeBlobs), maps.Clone(l.madeSnaps)
+	used := slices.Collect(maps.Keys(l.blobs))
 	l.mu.Unlock()
+	if errors.Is(err, errdefs.ErrResourceExhausted) {
+		for _, d := range used {
+			// An ingest another operation holds now is its own business.
+			if err := l.s.content.AbortIngest(ctx, d); err != nil && !errdefs.IsUnavailable(err) {
+				log.G(ctx).WithError(err).Warnf("images: remove the partial download of %s (GC will)", d)
+			}
+		}
+	}
 	if len(blobs) == 0 && len(snaps) == 0 {
 		return
 	}

@@ -14,6 +14,7 @@ import (
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/berth-project/berth/manager/content"
 	"github.com/berth-project/berth/snapshotter"
 	"github.com/berth-project/berth/snapshotter/layer"
 )
@@ -198,7 +199,7 @@ func (u *unpacker) apply(ctx context.Context, i int, parent string, base Progres
 			return "", fmt.Errorf("layer %s is corrupt, nothing of it was kept: %w: %w", desc.Digest, err, errdefs.ErrDataLoss)
 		}
 		if errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT) {
-			return "", fmt.Errorf("layer %s: no space left to unpack it: free some disk (berth image prune, berth system prune): %w: %w", desc.Digest, err, errdefs.ErrResourceExhausted)
+			return "", &content.DiskFullError{What: "unpack layer " + desc.Digest.String(), Err: err}
 		}
 		return "", fmt.Errorf("layer %s: %w", desc.Digest, err)
 	}
