@@ -62,6 +62,9 @@ func (cli *CLI) Exec(ctx context.Context, container string, cmd []string, opts E
 		return nil
 	}
 	code, err := cli.pipe(ctx, s, ioOptions{stdin: start.GetStdin(), tty: opts.TTY})
+	if errors.Is(err, errDetached) {
+		return nil
+	}
 	if err != nil {
 		return execError(err)
 	}

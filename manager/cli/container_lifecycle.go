@@ -55,6 +55,9 @@ func (cli *CLI) Start(ctx context.Context, names []string, opts StartOptions) er
 		start := ctr.GetState().GetStatus() != "running"
 		io := ioOptions{stdin: opts.Interactive && cfg.GetOpenStdin(), tty: cfg.GetTty()}
 		code, err := cli.attachAndStart(ctx, c, ctr.GetId(), io, start, !cfg.GetTty())
+		if errors.Is(err, errDetached) {
+			return nil
+		}
 		if err != nil {
 			var st *StatusError
 			if errors.As(err, &st) && st.Msg != "" {
@@ -231,6 +234,9 @@ func (cli *CLI) Attach(ctx context.Context, name string, opts AttachOptions) err
 		return errors.New("the input device is not a TTY")
 	}
 	code, err := cli.attachAndStart(ctx, c, ctr.GetId(), ioOptions{stdin: stdin, tty: cfg.GetTty()}, false, opts.SigProxy && !cfg.GetTty())
+	if errors.Is(err, errDetached) {
+		return nil
+	}
 	if err != nil {
 		return err
 	}

@@ -55,6 +55,9 @@ func (cli *CLI) Run(ctx context.Context, image string, cmd []string, opts RunOpt
 		return nil
 	}
 	code, err := cli.attachAndStart(ctx, c, id, ioOptions{stdin: opts.Interactive, tty: opts.TTY}, true, opts.SigProxy && !opts.TTY)
+	if errors.Is(err, errDetached) {
+		return nil // it runs on
+	}
 	if err != nil {
 		return err
 	}

@@ -97,6 +97,42 @@ type ioOptions struct {
 // errNoExitCode is a stream that ended without the exit code.
 var errNoExitCode = errors.New("the stream ended without the exit code")
 
+// errDetached is the user typing the detach keys: berth lets go of the
+// container, which runs on. Callers end successfully.
+var errDetached = errors.New("read escape sequence")
+
+// detachKeys are docker's default: ctrl-p, ctrl-q.
+var detachKeys = []byte{0x10, 0x11}
+
+// detachFilter passes typed input through until the detach keys arrive;
+// a prefix of them is held back until what follows shows whether it is
+// the sequence.
+type detachFilter struct {
+	held int // how many of detachKeys the last input ended with
+}
+
+// filter returns what to send of in, and whether the keys were typed.
+func (f *detachFilter) filter(in []byte) ([]byte, bool) {
+	var out []byte
+	for _, b := range in {
+		if b == detachKeys[f.held] {
+			f.held++
+			if f.held == len(detachKeys) {
+				return out, true
+			}
+			continue
+		}
+		out = append(out, detachKeys[:f.held]...)
+		f.held = 0
+		if b == detachKeys[0] {
+			f.held = 1
+			continue
+		}
+		out = append(out, b)
+	}
+	return out, false
+}
+
 // pipe copies the stream's output to cli.Out and cli.Err (all of it to
 // cli.Out with a TTY) and, with stdin, cli.In to the stream, ending it
 // with close_stdin; with a TTY, the local terminal is raw meanwhile and
@@ -134,14 +170,30 @@ func (cli *CLI) pipe(ctx context.Context, s *ioStream, opts ioOptions) (int, err
 			}()
 		}
 	}
+	// With a terminal on stdin, the detach keys let go of the container.
+	detached := make(chan struct{})
 	if opts.stdin && cli.In != nil {
+		var keys *detachFilter
+		if opts.tty && terminalOf(cli.In) != nil {
+			keys = &detachFilter{}
+		}
 		go func() {
 			buf := make([]byte, 32*1024)
 			for {
 				n, err := cli.In.Read(buf)
 				if n > 0 {
-					if serr := s.sendMsg(append([]byte(nil), buf[:n]...), false, nil); serr != nil {
-						return
+					data := append([]byte(nil), buf[:n]...)
+					if keys != nil {
+						var detach bool
+						if data, detach = keys.filter(data); detach {
+							close(detached)
+							return
+						}
+					}
+					if len(data) > 0 {
+						if serr := s.sendMsg(data, false, nil); serr != nil {
+							return
+						}
 					}
 				}
 				if err != nil {
@@ -151,8 +203,36 @@ func (cli *CLI) pipe(ctx context.Context, s *ioStream, opts ioOptions) (int, err
 			}
 		}()
 	}
+	type received struct {
+		m   *containersv1.AttachOutput
+		err error
+	}
+	msgs := make(chan received)
+	done := make(chan struct{})
+	defer close(done)
+	go func() {
+		for {
+			m, err := s.recv()
+			select {
+			case msgs <- received{m, err}:
+			case <-detached:
+				return
+			case <-done:
+				return
+			}
+			if err != nil {
+				return
+			}
+		}
+	}()
 	for {
-		m, err := s.recv()
+		var r received
+		select {
+		case r = <-msgs:
+		case <-detached:
+			return 0, errDetached
+		}
+		m, err := r.m, r.err
 		if err != nil {
 			if errors.Is(err, io.EOF) {
 				return 0, errNoExitCode
