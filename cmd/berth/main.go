@@ -107,6 +107,7 @@ func newRootCommand(b *cli.CLI) *cobra.Command {
 		newUnpauseCommand(b),
 		newRenameCommand(b),
 		newTopCommand(b),
+		newStatsCommand(b),
 		newRmCommand(b, "rm"),
 		newPsCommand(b, "ps"),
 		newInspectCommand(b, ""),

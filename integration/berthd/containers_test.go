@@ -8,7 +8,9 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -486,4 +488,71 @@ func TestPauseRenameTop(t *testing.T) {
 		t.Errorf("stop of a paused container: %q", st)
 	}
 	d.run("rm", "tocker")
+}
+
+// TestRestartPolicies: on-failure restarts up to its count, always until
+// the user stops it; when berthd starts, it starts the always containers
+// and the unless-stopped ones the user did not stop.
+func TestRestartPolicies(t *testing.T) {
+	d := containerDaemon(t, options{})
+	d.run("run", "-d", "--name", "failing", "--restart", "on-failure:2", image, "sh", "-c", "exit 3")
+	waitFor(t, "on-failure:2 to give up", func() bool {
+		return d.run("inspect", "-f", "{{.RestartCount}} {{.State.Status}} {{.State.ExitCode}}", "failing") == "2 exited 3\n"
+	})
+	d.run("run", "-d", "--name", "bouncing", "--restart", "always", image, "sh", "-c", "sleep 0.2")
+	waitFor(t, "always to restart twice", func() bool {
+		n, _ := strconv.Atoi(strings.TrimSpace(d.run("inspect", "-f", "{{.RestartCount}}", "bouncing")))
+		return n >= 2
+	})
+	d.run("stop", "bouncing")
+	if st := d.status("bouncing"); !strings.HasPrefix(st, "exited") {
+		t.Errorf("always after stop: %q, want exited", st)
+	}
+	d.run("run", "-d", "--name", "always", "--restart", "always", image, "sleep", "1000")
+	d.run("run", "-d", "--name", "unless", "--restart", "unless-stopped", image, "sleep", "1000")
+	d.run("run", "-d", "--name", "unless-stopped-by-user", "--restart", "unless-stopped", image, "sleep", "1000")
+	d.run("stop", "-t", "0", "always", "unless-stopped-by-user")
+	// The running ones are killed behind berthd's back while it is down,
+	// as a reboot would.
+	pid := strings.TrimSpace(d.run("inspect", "-f", "{{.State.Pid}}", "unless"))
+	if err := d.stop(30 * time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := strconv.Atoi(pid); err == nil {
+		syscall.Kill(n, syscall.SIGKILL)
+	}
+	d2 := startDaemon(t, options{root: d.root, state: d.state})
+	waitFor(t, "always and unless-stopped to be started by berthd", func() bool {
+		return d2.status("always") == "running 0" && d2.status("unless") == "running 0"
+	})
+	if st := d2.status("unless-stopped-by-user"); !strings.HasPrefix(st, "exited") {
+		t.Errorf("unless-stopped that the user stopped: %q after berthd started, want exited", st)
+	}
+	if st := d2.status("failing"); st != "exited 3" {
+		t.Errorf("on-failure after berthd started: %q, want it left exited", st)
+	}
+}
+
+// TestShimKilled: when a container's shim is killed, berthd cleans up
+// after it as containerd does: the container's processes end, it shows as
+// exited, and it starts again.
+func TestShimKilled(t *testing.T) {
+	d := containerDaemon(t, options{})
+	id := strings.TrimSpace(d.run("run", "-d", "--name", "orphan", image, "sleep", "1000"))
+	pid, _ := strconv.Atoi(strings.TrimSpace(d.run("inspect", "-f", "{{.State.Pid}}", "orphan")))
+	b, err := os.ReadFile(filepath.Join(d.state, "containers", id, "shim.pid"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	shim, _ := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err := syscall.Kill(shim, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "berthd to see the container end", func() bool { return strings.HasPrefix(d.status("orphan"), "exited") })
+	waitFor(t, "the container's process to end", func() bool { return !alive(pid) })
+	d.run("start", "orphan")
+	if st := d.status("orphan"); st != "running 0" {
+		t.Errorf("started again after its shim was killed: %q", st)
+	}
+	d.run("rm", "-f", "orphan")
 }

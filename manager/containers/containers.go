@@ -23,6 +23,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"time"
 
 	apievents "github.com/containerd/containerd/api/events"
 	"github.com/containerd/errdefs"
@@ -107,6 +108,8 @@ type container struct {
 	removed         chan struct{}
 	// exitCode of the last run, for waiters woken by exited.
 	exitCode int32
+	// restartDelay is the last wait before a restart (restart policies).
+	restartDelay time.Duration
 
 	// attached are the clients attached to the init's output, across runs.
 	attached attachments
@@ -174,6 +177,11 @@ func Open(ctx context.Context, cfg Config) (*Service, error) {
 		if err := gc.GC(ctx, ids); err != nil {
 			log.L(ctx).Warn("network garbage collection", "error", err)
 		}
+	}
+	// Containers whose restart policy says so start again, in the
+	// background: the daemon does not wait for them to serve.
+	if recs, err := s.records(); err == nil {
+		go s.startAtStartup(context.WithoutCancel(ctx), recs)
 	}
 	return s, nil
 }

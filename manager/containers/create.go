@@ -193,6 +193,9 @@ func (s *Service) validateConfig(ctx context.Context, cfg *containersv1.Config) 
 			return err
 		}
 	}
+	if _, err := parseRestartPolicy(cfg.GetRestartPolicy()); err != nil {
+		return err
+	}
 	if rp := cfg.GetRestartPolicy(); rp != "" && rp != "no" && cfg.GetAutoRemove() {
 		return fmt.Errorf("conflicting options: cannot specify both --restart and --rm: %w", errdefs.ErrInvalidArgument)
 	}

@@ -78,6 +78,8 @@ func (s *Service) Stop(ctx context.Context, ref string, timeout *int32, signal s
 		return err
 	}
 	c := s.track(id)
+	// Marked first: a container waiting to be restarted stays stopped.
+	s.markStopped(id)
 	run, _, exited := c.current()
 	if run == nil {
 		return nil
@@ -125,6 +127,12 @@ func (s *Service) Stop(ctx context.Context, ref string, timeout *int32, signal s
 	return nil
 }
 
+// markStopped records that the user stopped the container: its restart
+// policy leaves it stopped.
+func (s *Service) markStopped(id string) {
+	_, _ = s.update(id, func(r *containersv1.Container) { r.ManuallyStopped = true })
+}
+
 // Kill sends a signal (default SIGKILL) to a running container's process.
 func (s *Service) Kill(ctx context.Context, ref, signal string) error {
 	id, r, err := s.lookup(ref)
@@ -141,6 +149,7 @@ func (s *Service) Kill(ctx context.Context, ref, signal string) error {
 	if run == nil {
 		return fmt.Errorf("cannot kill container: %s: container %s is not running: %w", ref, id, errdefs.ErrFailedPrecondition)
 	}
+	s.markStopped(id)
 	if sig == syscall.SIGKILL {
 		s.thaw(ctx, id, run)
 	}

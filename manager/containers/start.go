@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	taskapi "github.com/containerd/containerd/api/runtime/task/v2"
@@ -30,12 +31,12 @@ type running struct {
 	io       *streams
 	log      *jsonLog
 	pid      uint32
-	detached bool // berthd let go of it (shutting down): its end is not an exit
+	detached atomic.Bool // berthd let go of it (shutting down): its end is not an exit
 }
 
 // detach lets go of the process without ending it.
 func (r *running) detach() {
-	r.detached = true
+	r.detached.Store(true)
 	r.io.close()
 	r.log.close()
 	r.shim.Close()
@@ -109,6 +110,7 @@ func (s *Service) start(ctx context.Context, c *container, r *containersv1.Conta
 	}
 	rec, err := s.update(id, func(r *containersv1.Container) {
 		r.State = &containersv1.State{Status: StatusRunning, Pid: int32(run.pid), StartedAt: timestamppb.Now(), FinishedAt: r.State.GetFinishedAt()}
+		r.ManuallyStopped = false
 		r.Network = networkSettings(r.GetConfig().GetNetworkMode(), att)
 		r.HostsPath = filepath.Join(s.dir(id), "hosts")
 		r.ResolvConfPath = filepath.Join(s.dir(id), "resolv.conf")
@@ -313,7 +315,7 @@ func (s *Service) abort(ctx context.Context, c *container, run *running, r *cont
 func (s *Service) monitor(c *container, run *running) {
 	ctx := context.Background()
 	resp, err := run.shim.Task.Wait(ctx, &taskapi.WaitRequest{ID: c.id})
-	if run.detached {
+	if run.detached.Load() {
 		return
 	}
 	code := int32(resp.GetExitStatus())
@@ -322,8 +324,15 @@ func (s *Service) monitor(c *container, run *running) {
 		at = resp.GetExitedAt().AsTime()
 	}
 	if err != nil {
-		log.L(ctx).Warn("lost the container's shim", "id", c.id, "error", err)
+		// The shim went (killed): clean up after it as containerd does,
+		// which also ends the container's processes.
+		log.L(ctx).Warn("lost the container's shim; cleaning up", "id", c.id, "error", err)
 		code = 255
+		if dr, cerr := shimclient.Cleanup(ctx, s.cfg.Shim, c.id, s.bundle(c.id)); cerr != nil {
+			log.L(ctx).Warn("clean up after the shim", "id", c.id, "error", cerr)
+		} else if dr.GetExitStatus() != 0 {
+			code = int32(dr.GetExitStatus())
+		}
 	}
 	s.finish(ctx, c, run, code, at)
 }
@@ -362,6 +371,10 @@ func (s *Service) finish(ctx context.Context, c *container, run *running, code i
 	c.state.Unlock()
 	c.mu.Unlock()
 	s.publish(ctx, events.ActionDie, rec, map[string]string{"exitCode": fmt.Sprint(code)})
+	if !rec.GetConfig().GetAutoRemove() {
+		ran := at.Sub(r.GetState().GetStartedAt().AsTime())
+		s.maybeRestart(context.WithoutCancel(ctx), c, rec, code, ran)
+	}
 	if rec.GetConfig().GetAutoRemove() {
 		// --rm takes the anonymous volumes too, as docker's does.
 		if err := s.Remove(ctx, c.id, false, true); err != nil && !errdefs.IsNotFound(err) {

@@ -233,3 +233,11 @@ func (t *trackedContainers) Rename(ctx context.Context, req *containersv1.Rename
 func (t *trackedContainers) Top(ctx context.Context, req *containersv1.TopRequest) (*containersv1.TopResponse, error) {
 	return t.svc.Top(ctx, req)
 }
+
+func (c *Containers) Stats(ctx context.Context, req *containersv1.StatsRequest, s containersv1.Containers_StatsServer) error {
+	return c.svc.Stats(ctx, req.GetId(), req.GetStream(), s.Send)
+}
+
+func (t *trackedContainers) Stats(ctx context.Context, req *containersv1.StatsRequest, s containersv1.Containers_StatsServer) error {
+	return t.calls.stream(ctx, containersService+"Stats", func(ctx context.Context) error { return t.svc.Stats(ctx, req, s) })
+}

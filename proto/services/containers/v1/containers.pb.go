@@ -1407,8 +1407,11 @@ type Container struct {
 	RestartCount   int32                  `protobuf:"varint,15,opt,name=restart_count,json=restartCount,proto3" json:"restart_count,omitempty"`
 	SizeRw         int64                  `protobuf:"varint,16,opt,name=size_rw,json=sizeRw,proto3" json:"size_rw,omitempty"` // bytes the container wrote (with size)
 	Command        string                 `protobuf:"bytes,17,opt,name=command,proto3" json:"command,omitempty"`              // the command line `docker ps` shows
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// manually_stopped is set by stop and kill, cleared by start: a restart
+	// policy does not start again what the user stopped.
+	ManuallyStopped bool `protobuf:"varint,18,opt,name=manually_stopped,json=manuallyStopped,proto3" json:"manually_stopped,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
 }
 
 func (x *Container) Reset() {
@@ -1558,6 +1561,13 @@ func (x *Container) GetCommand() string {
 		return x.Command
 	}
 	return ""
+}
+
+func (x *Container) GetManuallyStopped() bool {
+	if x != nil {
+		return x.ManuallyStopped
+	}
+	return false
 }
 
 type GetRequest struct {
@@ -2564,6 +2574,253 @@ func (x *PruneResponse) GetSpaceReclaimed() int64 {
 	return 0
 }
 
+type StatsRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	Stream        bool                   `protobuf:"varint,2,opt,name=stream,proto3" json:"stream,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *StatsRequest) Reset() {
+	*x = StatsRequest{}
+	mi := &file_services_containers_v1_containers_proto_msgTypes[33]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *StatsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*StatsRequest) ProtoMessage() {}
+
+func (x *StatsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_services_containers_v1_containers_proto_msgTypes[33]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use StatsRequest.ProtoReflect.Descriptor instead.
+func (*StatsRequest) Descriptor() ([]byte, []int) {
+	return file_services_containers_v1_containers_proto_rawDescGZIP(), []int{33}
+}
+
+func (x *StatsRequest) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *StatsRequest) GetStream() bool {
+	if x != nil {
+		return x.Stream
+	}
+	return false
+}
+
+// StatsEntry is one sample of a container's usage, in docker's terms
+// (its Engine API's stats: cpu_stats, precpu_stats, memory_stats,
+// networks, blkio_stats, pids_stats).
+type StatsEntry struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Id    string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	Name  string                 `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
+	Read  *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=read,proto3" json:"read,omitempty"`
+	// running is false for a container that does not run: the rest is zero.
+	Running bool `protobuf:"varint,4,opt,name=running,proto3" json:"running,omitempty"`
+	// cpu_total_usage is the CPU time the container's cgroup used, in ns;
+	// system_cpu_usage the host's CPU time (the first line of /proc/stat,
+	// in ns, as docker counts it); online_cpus the host's CPUs.
+	CpuTotalUsage  uint64 `protobuf:"varint,5,opt,name=cpu_total_usage,json=cpuTotalUsage,proto3" json:"cpu_total_usage,omitempty"`
+	SystemCpuUsage uint64 `protobuf:"varint,6,opt,name=system_cpu_usage,json=systemCpuUsage,proto3" json:"system_cpu_usage,omitempty"`
+	OnlineCpus     uint32 `protobuf:"varint,7,opt,name=online_cpus,json=onlineCpus,proto3" json:"online_cpus,omitempty"`
+	// pre_* are the sample before this one (zero for the first).
+	PreCpuTotalUsage  uint64 `protobuf:"varint,8,opt,name=pre_cpu_total_usage,json=preCpuTotalUsage,proto3" json:"pre_cpu_total_usage,omitempty"`
+	PreSystemCpuUsage uint64 `protobuf:"varint,9,opt,name=pre_system_cpu_usage,json=preSystemCpuUsage,proto3" json:"pre_system_cpu_usage,omitempty"`
+	// memory_usage is the cgroup's usage in bytes; memory_cache what docker
+	// subtracts from it (inactive_file; the page cache where the cgroup
+	// reports no inactive_file); memory_limit the cgroup's limit, or the
+	// host's memory when that is less (no limit).
+	MemoryUsage uint64 `protobuf:"varint,10,opt,name=memory_usage,json=memoryUsage,proto3" json:"memory_usage,omitempty"`
+	MemoryCache uint64 `protobuf:"varint,11,opt,name=memory_cache,json=memoryCache,proto3" json:"memory_cache,omitempty"`
+	MemoryLimit uint64 `protobuf:"varint,12,opt,name=memory_limit,json=memoryLimit,proto3" json:"memory_limit,omitempty"`
+	// network_* sum the container's interfaces but lo (its network
+	// namespace's /proc/net/dev), in bytes.
+	NetworkRxBytes uint64 `protobuf:"varint,13,opt,name=network_rx_bytes,json=networkRxBytes,proto3" json:"network_rx_bytes,omitempty"`
+	NetworkTxBytes uint64 `protobuf:"varint,14,opt,name=network_tx_bytes,json=networkTxBytes,proto3" json:"network_tx_bytes,omitempty"`
+	// block_* sum the cgroup's block I/O, in bytes.
+	BlockReadBytes  uint64 `protobuf:"varint,15,opt,name=block_read_bytes,json=blockReadBytes,proto3" json:"block_read_bytes,omitempty"`
+	BlockWriteBytes uint64 `protobuf:"varint,16,opt,name=block_write_bytes,json=blockWriteBytes,proto3" json:"block_write_bytes,omitempty"`
+	PidsCurrent     uint64 `protobuf:"varint,17,opt,name=pids_current,json=pidsCurrent,proto3" json:"pids_current,omitempty"`
+	PidsLimit       uint64 `protobuf:"varint,18,opt,name=pids_limit,json=pidsLimit,proto3" json:"pids_limit,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
+}
+
+func (x *StatsEntry) Reset() {
+	*x = StatsEntry{}
+	mi := &file_services_containers_v1_containers_proto_msgTypes[34]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *StatsEntry) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*StatsEntry) ProtoMessage() {}
+
+func (x *StatsEntry) ProtoReflect() protoreflect.Message {
+	mi := &file_services_containers_v1_containers_proto_msgTypes[34]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use StatsEntry.ProtoReflect.Descriptor instead.
+func (*StatsEntry) Descriptor() ([]byte, []int) {
+	return file_services_containers_v1_containers_proto_rawDescGZIP(), []int{34}
+}
+
+func (x *StatsEntry) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *StatsEntry) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *StatsEntry) GetRead() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Read
+	}
+	return nil
+}
+
+func (x *StatsEntry) GetRunning() bool {
+	if x != nil {
+		return x.Running
+	}
+	return false
+}
+
+func (x *StatsEntry) GetCpuTotalUsage() uint64 {
+	if x != nil {
+		return x.CpuTotalUsage
+	}
+	return 0
+}
+
+func (x *StatsEntry) GetSystemCpuUsage() uint64 {
+	if x != nil {
+		return x.SystemCpuUsage
+	}
+	return 0
+}
+
+func (x *StatsEntry) GetOnlineCpus() uint32 {
+	if x != nil {
+		return x.OnlineCpus
+	}
+	return 0
+}
+
+func (x *StatsEntry) GetPreCpuTotalUsage() uint64 {
+	if x != nil {
+		return x.PreCpuTotalUsage
+	}
+	return 0
+}
+
+func (x *StatsEntry) GetPreSystemCpuUsage() uint64 {
+	if x != nil {
+		return x.PreSystemCpuUsage
+	}
+	return 0
+}
+
+func (x *StatsEntry) GetMemoryUsage() uint64 {
+	if x != nil {
+		return x.MemoryUsage
+	}
+	return 0
+}
+
+func (x *StatsEntry) GetMemoryCache() uint64 {
+	if x != nil {
+		return x.MemoryCache
+	}
+	return 0
+}
+
+func (x *StatsEntry) GetMemoryLimit() uint64 {
+	if x != nil {
+		return x.MemoryLimit
+	}
+	return 0
+}
+
+func (x *StatsEntry) GetNetworkRxBytes() uint64 {
+	if x != nil {
+		return x.NetworkRxBytes
+	}
+	return 0
+}
+
+func (x *StatsEntry) GetNetworkTxBytes() uint64 {
+	if x != nil {
+		return x.NetworkTxBytes
+	}
+	return 0
+}
+
+func (x *StatsEntry) GetBlockReadBytes() uint64 {
+	if x != nil {
+		return x.BlockReadBytes
+	}
+	return 0
+}
+
+func (x *StatsEntry) GetBlockWriteBytes() uint64 {
+	if x != nil {
+		return x.BlockWriteBytes
+	}
+	return 0
+}
+
+func (x *StatsEntry) GetPidsCurrent() uint64 {
+	if x != nil {
+		return x.PidsCurrent
+	}
+	return 0
+}
+
+func (x *StatsEntry) GetPidsLimit() uint64 {
+	if x != nil {
+		return x.PidsLimit
+	}
+	return 0
+}
+
 var File_services_containers_v1_containers_proto protoreflect.FileDescriptor
 
 const file_services_containers_v1_containers_proto_rawDesc = "" +
@@ -2696,7 +2953,7 @@ const file_services_containers_v1_containers_proto_rawDesc = "" +
 	"macAddress\x12?\n" +
 	"\x05ports\x18\x06 \x03(\v2).berth.services.containers.v1.PortBindingR\x05ports\x12\x1f\n" +
 	"\vsandbox_key\x18\a \x01(\tR\n" +
-	"sandboxKey\"\xe9\x04\n" +
+	"sandboxKey\"\x94\x05\n" +
 	"\tContainer\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x14\n" +
@@ -2716,7 +2973,8 @@ const file_services_containers_v1_containers_proto_rawDesc = "" +
 	"hosts_path\x18\x0e \x01(\tR\thostsPath\x12#\n" +
 	"\rrestart_count\x18\x0f \x01(\x05R\frestartCount\x12\x17\n" +
 	"\asize_rw\x18\x10 \x01(\x03R\x06sizeRw\x12\x18\n" +
-	"\acommand\x18\x11 \x01(\tR\acommand\"0\n" +
+	"\acommand\x18\x11 \x01(\tR\acommand\x12)\n" +
+	"\x10manually_stopped\x18\x12 \x01(\bR\x0fmanuallyStopped\"0\n" +
 	"\n" +
 	"GetRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
@@ -2785,11 +3043,37 @@ const file_services_containers_v1_containers_proto_rawDesc = "" +
 	"\afilters\x18\x01 \x03(\tR\afilters\"R\n" +
 	"\rPruneResponse\x12\x18\n" +
 	"\adeleted\x18\x01 \x03(\tR\adeleted\x12'\n" +
-	"\x0fspace_reclaimed\x18\x02 \x01(\x03R\x0espaceReclaimed*F\n" +
+	"\x0fspace_reclaimed\x18\x02 \x01(\x03R\x0espaceReclaimed\"6\n" +
+	"\fStatsRequest\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x16\n" +
+	"\x06stream\x18\x02 \x01(\bR\x06stream\"\xa2\x05\n" +
+	"\n" +
+	"StatsEntry\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
+	"\x04name\x18\x02 \x01(\tR\x04name\x12.\n" +
+	"\x04read\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\x04read\x12\x18\n" +
+	"\arunning\x18\x04 \x01(\bR\arunning\x12&\n" +
+	"\x0fcpu_total_usage\x18\x05 \x01(\x04R\rcpuTotalUsage\x12(\n" +
+	"\x10system_cpu_usage\x18\x06 \x01(\x04R\x0esystemCpuUsage\x12\x1f\n" +
+	"\vonline_cpus\x18\a \x01(\rR\n" +
+	"onlineCpus\x12-\n" +
+	"\x13pre_cpu_total_usage\x18\b \x01(\x04R\x10preCpuTotalUsage\x12/\n" +
+	"\x14pre_system_cpu_usage\x18\t \x01(\x04R\x11preSystemCpuUsage\x12!\n" +
+	"\fmemory_usage\x18\n" +
+	" \x01(\x04R\vmemoryUsage\x12!\n" +
+	"\fmemory_cache\x18\v \x01(\x04R\vmemoryCache\x12!\n" +
+	"\fmemory_limit\x18\f \x01(\x04R\vmemoryLimit\x12(\n" +
+	"\x10network_rx_bytes\x18\r \x01(\x04R\x0enetworkRxBytes\x12(\n" +
+	"\x10network_tx_bytes\x18\x0e \x01(\x04R\x0enetworkTxBytes\x12(\n" +
+	"\x10block_read_bytes\x18\x0f \x01(\x04R\x0eblockReadBytes\x12*\n" +
+	"\x11block_write_bytes\x18\x10 \x01(\x04R\x0fblockWriteBytes\x12!\n" +
+	"\fpids_current\x18\x11 \x01(\x04R\vpidsCurrent\x12\x1d\n" +
+	"\n" +
+	"pids_limit\x18\x12 \x01(\x04R\tpidsLimit*F\n" +
 	"\x06Stream\x12\x16\n" +
 	"\x12STREAM_UNSPECIFIED\x10\x00\x12\x11\n" +
 	"\rSTREAM_STDOUT\x10\x01\x12\x11\n" +
-	"\rSTREAM_STDERR\x10\x022\x89\v\n" +
+	"\rSTREAM_STDERR\x10\x022\xea\v\n" +
 	"\n" +
 	"Containers\x12c\n" +
 	"\x06Create\x12+.berth.services.containers.v1.CreateRequest\x1a,.berth.services.containers.v1.CreateResponse\x12K\n" +
@@ -2807,7 +3091,8 @@ const file_services_containers_v1_containers_proto_rawDesc = "" +
 	"\x05Pause\x12*.berth.services.containers.v1.PauseRequest\x1a\x16.google.protobuf.Empty\x12M\n" +
 	"\aUnpause\x12*.berth.services.containers.v1.PauseRequest\x1a\x16.google.protobuf.Empty\x12M\n" +
 	"\x06Rename\x12+.berth.services.containers.v1.RenameRequest\x1a\x16.google.protobuf.Empty\x12Z\n" +
-	"\x03Top\x12(.berth.services.containers.v1.TopRequest\x1a).berth.services.containers.v1.TopResponseBJZHgithub.com/berth-project/berth/proto/services/containers/v1;containersv1b\x06proto3"
+	"\x03Top\x12(.berth.services.containers.v1.TopRequest\x1a).berth.services.containers.v1.TopResponse\x12_\n" +
+	"\x05Stats\x12*.berth.services.containers.v1.StatsRequest\x1a(.berth.services.containers.v1.StatsEntry0\x01BJZHgithub.com/berth-project/berth/proto/services/containers/v1;containersv1b\x06proto3"
 
 var (
 	file_services_containers_v1_containers_proto_rawDescOnce sync.Once
@@ -2822,7 +3107,7 @@ func file_services_containers_v1_containers_proto_rawDescGZIP() []byte {
 }
 
 var file_services_containers_v1_containers_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_services_containers_v1_containers_proto_msgTypes = make([]protoimpl.MessageInfo, 35)
+var file_services_containers_v1_containers_proto_msgTypes = make([]protoimpl.MessageInfo, 37)
 var file_services_containers_v1_containers_proto_goTypes = []any{
 	(Stream)(0),                   // 0: berth.services.containers.v1.Stream
 	(*PauseRequest)(nil),          // 1: berth.services.containers.v1.PauseRequest
@@ -2858,73 +3143,78 @@ var file_services_containers_v1_containers_proto_goTypes = []any{
 	(*AttachOutput)(nil),          // 31: berth.services.containers.v1.AttachOutput
 	(*PruneRequest)(nil),          // 32: berth.services.containers.v1.PruneRequest
 	(*PruneResponse)(nil),         // 33: berth.services.containers.v1.PruneResponse
-	nil,                           // 34: berth.services.containers.v1.Config.LabelsEntry
-	nil,                           // 35: berth.services.containers.v1.Config.SysctlsEntry
-	(*timestamppb.Timestamp)(nil), // 36: google.protobuf.Timestamp
-	(*emptypb.Empty)(nil),         // 37: google.protobuf.Empty
+	(*StatsRequest)(nil),          // 34: berth.services.containers.v1.StatsRequest
+	(*StatsEntry)(nil),            // 35: berth.services.containers.v1.StatsEntry
+	nil,                           // 36: berth.services.containers.v1.Config.LabelsEntry
+	nil,                           // 37: berth.services.containers.v1.Config.SysctlsEntry
+	(*timestamppb.Timestamp)(nil), // 38: google.protobuf.Timestamp
+	(*emptypb.Empty)(nil),         // 39: google.protobuf.Empty
 }
 var file_services_containers_v1_containers_proto_depIdxs = []int32{
 	5,  // 0: berth.services.containers.v1.TopResponse.processes:type_name -> berth.services.containers.v1.TopProcess
-	34, // 1: berth.services.containers.v1.Config.labels:type_name -> berth.services.containers.v1.Config.LabelsEntry
+	36, // 1: berth.services.containers.v1.Config.labels:type_name -> berth.services.containers.v1.Config.LabelsEntry
 	6,  // 2: berth.services.containers.v1.Config.mounts:type_name -> berth.services.containers.v1.Mount
 	7,  // 3: berth.services.containers.v1.Config.ports:type_name -> berth.services.containers.v1.PortBinding
-	35, // 4: berth.services.containers.v1.Config.sysctls:type_name -> berth.services.containers.v1.Config.SysctlsEntry
+	37, // 4: berth.services.containers.v1.Config.sysctls:type_name -> berth.services.containers.v1.Config.SysctlsEntry
 	8,  // 5: berth.services.containers.v1.CreateRequest.config:type_name -> berth.services.containers.v1.Config
 	19, // 6: berth.services.containers.v1.ListResponse.containers:type_name -> berth.services.containers.v1.Container
-	36, // 7: berth.services.containers.v1.State.started_at:type_name -> google.protobuf.Timestamp
-	36, // 8: berth.services.containers.v1.State.finished_at:type_name -> google.protobuf.Timestamp
+	38, // 7: berth.services.containers.v1.State.started_at:type_name -> google.protobuf.Timestamp
+	38, // 8: berth.services.containers.v1.State.finished_at:type_name -> google.protobuf.Timestamp
 	7,  // 9: berth.services.containers.v1.NetworkSettings.ports:type_name -> berth.services.containers.v1.PortBinding
-	36, // 10: berth.services.containers.v1.Container.created:type_name -> google.protobuf.Timestamp
+	38, // 10: berth.services.containers.v1.Container.created:type_name -> google.protobuf.Timestamp
 	8,  // 11: berth.services.containers.v1.Container.config:type_name -> berth.services.containers.v1.Config
 	17, // 12: berth.services.containers.v1.Container.state:type_name -> berth.services.containers.v1.State
 	18, // 13: berth.services.containers.v1.Container.network:type_name -> berth.services.containers.v1.NetworkSettings
 	19, // 14: berth.services.containers.v1.GetResponse.container:type_name -> berth.services.containers.v1.Container
-	36, // 15: berth.services.containers.v1.LogsRequest.since:type_name -> google.protobuf.Timestamp
-	36, // 16: berth.services.containers.v1.LogsRequest.until:type_name -> google.protobuf.Timestamp
+	38, // 15: berth.services.containers.v1.LogsRequest.since:type_name -> google.protobuf.Timestamp
+	38, // 16: berth.services.containers.v1.LogsRequest.until:type_name -> google.protobuf.Timestamp
 	0,  // 17: berth.services.containers.v1.LogEntry.stream:type_name -> berth.services.containers.v1.Stream
-	36, // 18: berth.services.containers.v1.LogEntry.time:type_name -> google.protobuf.Timestamp
+	38, // 18: berth.services.containers.v1.LogEntry.time:type_name -> google.protobuf.Timestamp
 	26, // 19: berth.services.containers.v1.AttachInput.start:type_name -> berth.services.containers.v1.AttachStart
 	27, // 20: berth.services.containers.v1.AttachInput.resize:type_name -> berth.services.containers.v1.Resize
 	29, // 21: berth.services.containers.v1.ExecInput.start:type_name -> berth.services.containers.v1.ExecStart
 	27, // 22: berth.services.containers.v1.ExecInput.resize:type_name -> berth.services.containers.v1.Resize
 	25, // 23: berth.services.containers.v1.AttachOutput.data:type_name -> berth.services.containers.v1.LogEntry
-	9,  // 24: berth.services.containers.v1.Containers.Create:input_type -> berth.services.containers.v1.CreateRequest
-	11, // 25: berth.services.containers.v1.Containers.Start:input_type -> berth.services.containers.v1.StartRequest
-	12, // 26: berth.services.containers.v1.Containers.Stop:input_type -> berth.services.containers.v1.StopRequest
-	13, // 27: berth.services.containers.v1.Containers.Kill:input_type -> berth.services.containers.v1.KillRequest
-	14, // 28: berth.services.containers.v1.Containers.Remove:input_type -> berth.services.containers.v1.RemoveRequest
-	15, // 29: berth.services.containers.v1.Containers.List:input_type -> berth.services.containers.v1.ListRequest
-	20, // 30: berth.services.containers.v1.Containers.Get:input_type -> berth.services.containers.v1.GetRequest
-	22, // 31: berth.services.containers.v1.Containers.Wait:input_type -> berth.services.containers.v1.WaitRequest
-	24, // 32: berth.services.containers.v1.Containers.Logs:input_type -> berth.services.containers.v1.LogsRequest
-	28, // 33: berth.services.containers.v1.Containers.Attach:input_type -> berth.services.containers.v1.AttachInput
-	30, // 34: berth.services.containers.v1.Containers.Exec:input_type -> berth.services.containers.v1.ExecInput
-	32, // 35: berth.services.containers.v1.Containers.Prune:input_type -> berth.services.containers.v1.PruneRequest
-	1,  // 36: berth.services.containers.v1.Containers.Pause:input_type -> berth.services.containers.v1.PauseRequest
-	1,  // 37: berth.services.containers.v1.Containers.Unpause:input_type -> berth.services.containers.v1.PauseRequest
-	2,  // 38: berth.services.containers.v1.Containers.Rename:input_type -> berth.services.containers.v1.RenameRequest
-	3,  // 39: berth.services.containers.v1.Containers.Top:input_type -> berth.services.containers.v1.TopRequest
-	10, // 40: berth.services.containers.v1.Containers.Create:output_type -> berth.services.containers.v1.CreateResponse
-	37, // 41: berth.services.containers.v1.Containers.Start:output_type -> google.protobuf.Empty
-	37, // 42: berth.services.containers.v1.Containers.Stop:output_type -> google.protobuf.Empty
-	37, // 43: berth.services.containers.v1.Containers.Kill:output_type -> google.protobuf.Empty
-	37, // 44: berth.services.containers.v1.Containers.Remove:output_type -> google.protobuf.Empty
-	16, // 45: berth.services.containers.v1.Containers.List:output_type -> berth.services.containers.v1.ListResponse
-	21, // 46: berth.services.containers.v1.Containers.Get:output_type -> berth.services.containers.v1.GetResponse
-	23, // 47: berth.services.containers.v1.Containers.Wait:output_type -> berth.services.containers.v1.WaitResponse
-	25, // 48: berth.services.containers.v1.Containers.Logs:output_type -> berth.services.containers.v1.LogEntry
-	31, // 49: berth.services.containers.v1.Containers.Attach:output_type -> berth.services.containers.v1.AttachOutput
-	31, // 50: berth.services.containers.v1.Containers.Exec:output_type -> berth.services.containers.v1.AttachOutput
-	33, // 51: berth.services.containers.v1.Containers.Prune:output_type -> berth.services.containers.v1.PruneResponse
-	37, // 52: berth.services.containers.v1.Containers.Pause:output_type -> google.protobuf.Empty
-	37, // 53: berth.services.containers.v1.Containers.Unpause:output_type -> google.protobuf.Empty
-	37, // 54: berth.services.containers.v1.Containers.Rename:output_type -> google.protobuf.Empty
-	4,  // 55: berth.services.containers.v1.Containers.Top:output_type -> berth.services.containers.v1.TopResponse
-	40, // [40:56] is the sub-list for method output_type
-	24, // [24:40] is the sub-list for method input_type
-	24, // [24:24] is the sub-list for extension type_name
-	24, // [24:24] is the sub-list for extension extendee
-	0,  // [0:24] is the sub-list for field type_name
+	38, // 24: berth.services.containers.v1.StatsEntry.read:type_name -> google.protobuf.Timestamp
+	9,  // 25: berth.services.containers.v1.Containers.Create:input_type -> berth.services.containers.v1.CreateRequest
+	11, // 26: berth.services.containers.v1.Containers.Start:input_type -> berth.services.containers.v1.StartRequest
+	12, // 27: berth.services.containers.v1.Containers.Stop:input_type -> berth.services.containers.v1.StopRequest
+	13, // 28: berth.services.containers.v1.Containers.Kill:input_type -> berth.services.containers.v1.KillRequest
+	14, // 29: berth.services.containers.v1.Containers.Remove:input_type -> berth.services.containers.v1.RemoveRequest
+	15, // 30: berth.services.containers.v1.Containers.List:input_type -> berth.services.containers.v1.ListRequest
+	20, // 31: berth.services.containers.v1.Containers.Get:input_type -> berth.services.containers.v1.GetRequest
+	22, // 32: berth.services.containers.v1.Containers.Wait:input_type -> berth.services.containers.v1.WaitRequest
+	24, // 33: berth.services.containers.v1.Containers.Logs:input_type -> berth.services.containers.v1.LogsRequest
+	28, // 34: berth.services.containers.v1.Containers.Attach:input_type -> berth.services.containers.v1.AttachInput
+	30, // 35: berth.services.containers.v1.Containers.Exec:input_type -> berth.services.containers.v1.ExecInput
+	32, // 36: berth.services.containers.v1.Containers.Prune:input_type -> berth.services.containers.v1.PruneRequest
+	1,  // 37: berth.services.containers.v1.Containers.Pause:input_type -> berth.services.containers.v1.PauseRequest
+	1,  // 38: berth.services.containers.v1.Containers.Unpause:input_type -> berth.services.containers.v1.PauseRequest
+	2,  // 39: berth.services.containers.v1.Containers.Rename:input_type -> berth.services.containers.v1.RenameRequest
+	3,  // 40: berth.services.containers.v1.Containers.Top:input_type -> berth.services.containers.v1.TopRequest
+	34, // 41: berth.services.containers.v1.Containers.Stats:input_type -> berth.services.containers.v1.StatsRequest
+	10, // 42: berth.services.containers.v1.Containers.Create:output_type -> berth.services.containers.v1.CreateResponse
+	39, // 43: berth.services.containers.v1.Containers.Start:output_type -> google.protobuf.Empty
+	39, // 44: berth.services.containers.v1.Containers.Stop:output_type -> google.protobuf.Empty
+	39, // 45: berth.services.containers.v1.Containers.Kill:output_type -> google.protobuf.Empty
+	39, // 46: berth.services.containers.v1.Containers.Remove:output_type -> google.protobuf.Empty
+	16, // 47: berth.services.containers.v1.Containers.List:output_type -> berth.services.containers.v1.ListResponse
+	21, // 48: berth.services.containers.v1.Containers.Get:output_type -> berth.services.containers.v1.GetResponse
+	23, // 49: berth.services.containers.v1.Containers.Wait:output_type -> berth.services.containers.v1.WaitResponse
+	25, // 50: berth.services.containers.v1.Containers.Logs:output_type -> berth.services.containers.v1.LogEntry
+	31, // 51: berth.services.containers.v1.Containers.Attach:output_type -> berth.services.containers.v1.AttachOutput
+	31, // 52: berth.services.containers.v1.Containers.Exec:output_type -> berth.services.containers.v1.AttachOutput
+	33, // 53: berth.services.containers.v1.Containers.Prune:output_type -> berth.services.containers.v1.PruneResponse
+	39, // 54: berth.services.containers.v1.Containers.Pause:output_type -> google.protobuf.Empty
+	39, // 55: berth.services.containers.v1.Containers.Unpause:output_type -> google.protobuf.Empty
+	39, // 56: berth.services.containers.v1.Containers.Rename:output_type -> google.protobuf.Empty
+	4,  // 57: berth.services.containers.v1.Containers.Top:output_type -> berth.services.containers.v1.TopResponse
+	35, // 58: berth.services.containers.v1.Containers.Stats:output_type -> berth.services.containers.v1.StatsEntry
+	42, // [42:59] is the sub-list for method output_type
+	25, // [25:42] is the sub-list for method input_type
+	25, // [25:25] is the sub-list for extension type_name
+	25, // [25:25] is the sub-list for extension extendee
+	0,  // [0:25] is the sub-list for field type_name
 }
 
 func init() { file_services_containers_v1_containers_proto_init() }
@@ -2956,7 +3246,7 @@ func file_services_containers_v1_containers_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_services_containers_v1_containers_proto_rawDesc), len(file_services_containers_v1_containers_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   35,
+			NumMessages:   37,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

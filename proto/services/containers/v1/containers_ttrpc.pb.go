@@ -25,6 +25,7 @@ type ContainersService interface {
 	Unpause(context.Context, *PauseRequest) (*emptypb.Empty, error)
 	Rename(context.Context, *RenameRequest) (*emptypb.Empty, error)
 	Top(context.Context, *TopRequest) (*TopResponse, error)
+	Stats(context.Context, *StatsRequest, Containers_StatsServer) error
 }
 
 type Containers_LogsServer interface {
@@ -82,6 +83,19 @@ func (x *containersExecServer) Recv() (*ExecInput, error) {
 		return nil, err
 	}
 	return m, nil
+}
+
+type Containers_StatsServer interface {
+	Send(*StatsEntry) error
+	ttrpc.StreamServer
+}
+
+type containersStatsServer struct {
+	ttrpc.StreamServer
+}
+
+func (x *containersStatsServer) Send(m *StatsEntry) error {
+	return x.StreamServer.SendMsg(m)
 }
 
 func RegisterContainersService(srv *ttrpc.Server, svc ContainersService) {
@@ -205,6 +219,17 @@ func RegisterContainersService(srv *ttrpc.Server, svc ContainersService) {
 				StreamingClient: true,
 				StreamingServer: true,
 			},
+			"Stats": {
+				Handler: func(ctx context.Context, stream ttrpc.StreamServer) (interface{}, error) {
+					m := new(StatsRequest)
+					if err := stream.RecvMsg(m); err != nil {
+						return nil, err
+					}
+					return nil, svc.Stats(ctx, m, &containersStatsServer{stream})
+				},
+				StreamingClient: false,
+				StreamingServer: true,
+			},
 		},
 	})
 }
@@ -226,6 +251,7 @@ type ContainersClient interface {
 	Unpause(context.Context, *PauseRequest) (*emptypb.Empty, error)
 	Rename(context.Context, *RenameRequest) (*emptypb.Empty, error)
 	Top(context.Context, *TopRequest) (*TopResponse, error)
+	Stats(context.Context, *StatsRequest) (Containers_StatsClient, error)
 }
 
 type containersClient struct {
@@ -437,4 +463,33 @@ func (c *containersClient) Top(ctx context.Context, req *TopRequest) (*TopRespon
 		return nil, err
 	}
 	return &resp, nil
+}
+
+func (c *containersClient) Stats(ctx context.Context, req *StatsRequest) (Containers_StatsClient, error) {
+	stream, err := c.client.NewStream(ctx, &ttrpc.StreamDesc{
+		StreamingClient: false,
+		StreamingServer: true,
+	}, "berth.services.containers.v1.Containers", "Stats", req)
+	if err != nil {
+		return nil, err
+	}
+	x := &containersStatsClient{stream}
+	return x, nil
+}
+
+type Containers_StatsClient interface {
+	Recv() (*StatsEntry, error)
+	ttrpc.ClientStream
+}
+
+type containersStatsClient struct {
+	ttrpc.ClientStream
+}
+
+func (x *containersStatsClient) Recv() (*StatsEntry, error) {
+	m := new(StatsEntry)
+	if err := x.ClientStream.RecvMsg(m); err != nil {
+		return nil, err
+	}
+	return m, nil
 }
