@@ -25,7 +25,9 @@ func metrics(s *ociruntime.Stats) proto.Message {
 				Usage: s.Memory.Usage.Usage, UsageLimit: s.Memory.Usage.Limit,
 				SwapUsage: s.Memory.Swap.Usage, SwapLimit: s.Memory.Swap.Limit,
 				Anon: s.Memory.Raw["anon"], File: s.Memory.Raw["file"],
+				ActiveFile: s.Memory.Raw["active_file"], InactiveFile: s.Memory.Raw["inactive_file"],
 			},
+			Io: ioV2(s),
 		}
 	}
 	mem := func(e ociruntime.MemoryEntry) *v1.MemoryEntry {
@@ -46,8 +48,47 @@ func metrics(s *ociruntime.Stats) proto.Message {
 		},
 		Memory: &v1.MemoryStat{
 			Cache: s.Memory.Cache, RSS: s.Memory.Raw["rss"], TotalRSS: s.Memory.Raw["total_rss"],
+			InactiveFile: s.Memory.Raw["inactive_file"], TotalInactiveFile: s.Memory.Raw["total_inactive_file"],
+			ActiveFile: s.Memory.Raw["active_file"], TotalActiveFile: s.Memory.Raw["total_active_file"],
 			Usage: mem(s.Memory.Usage), Swap: mem(s.Memory.Swap), Kernel: mem(s.Memory.Kernel), KernelTCP: mem(s.Memory.KernelTCP),
 		},
 		Blkio: &blkio,
 	}
+}
+
+// ioV2 folds the runtime's per-operation block I/O counters (runc reports
+// cgroup v2's io.stat in v1's shape) into v2's per-device entries.
+func ioV2(s *ociruntime.Stats) *v2.IOStat {
+	type dev struct{ major, minor uint64 }
+	byDev := map[dev]*v2.IOEntry{}
+	var order []dev
+	entry := func(e ociruntime.BlkioEntry) *v2.IOEntry {
+		d := dev{e.Major, e.Minor}
+		if byDev[d] == nil {
+			byDev[d] = &v2.IOEntry{Major: e.Major, Minor: e.Minor}
+			order = append(order, d)
+		}
+		return byDev[d]
+	}
+	for _, e := range s.Blkio.IoServiceBytesRecursive {
+		switch e.Op {
+		case "Read", "read":
+			entry(e).Rbytes += e.Value
+		case "Write", "write":
+			entry(e).Wbytes += e.Value
+		}
+	}
+	for _, e := range s.Blkio.IoServicedRecursive {
+		switch e.Op {
+		case "Read", "read":
+			entry(e).Rios += e.Value
+		case "Write", "write":
+			entry(e).Wios += e.Value
+		}
+	}
+	io := &v2.IOStat{}
+	for _, d := range order {
+		io.Usage = append(io.Usage, byDev[d])
+	}
+	return io
 }
