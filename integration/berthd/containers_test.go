@@ -556,3 +556,37 @@ func TestShimKilled(t *testing.T) {
 	}
 	d.run("rm", "-f", "orphan")
 }
+
+// TestNamesOnUserNetworks: containers on a user-defined network reach each
+// other by name (through the /etc/hosts berthd keeps), and a container that
+// stops is dropped from the others'.
+func TestNamesOnUserNetworks(t *testing.T) {
+	d := containerDaemon(t, options{network: true})
+	d.run("network", "create", "app")
+	d.run("run", "-d", "--name", "db", "--network", "app", image, "sh", "-c", "mkdir /www && echo from-db > /www/index.html && exec httpd -f -p 80 -h /www")
+	d.run("run", "-d", "--name", "web", "--network", "app", image, "sleep", "1000")
+	var r result
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		r = d.berth("", "exec", "web", "busybox", "timeout", "5", "wget", "-q", "-O", "-", "http://db/")
+		if r.code == 0 || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if r.stdout != "from-db\n" {
+		t.Errorf("web fetching http://db/ by name: %v", r)
+	}
+	if out := d.run("exec", "db", "cat", "/etc/hosts"); !strings.Contains(out, "\tweb ") {
+		t.Errorf("db's /etc/hosts lacks web:\n%s", out)
+	}
+	d.run("stop", "-t", "1", "db")
+	if out := d.run("exec", "web", "cat", "/etc/hosts"); strings.Contains(out, "\tdb ") {
+		t.Errorf("web's /etc/hosts still names db after it stopped:\n%s", out)
+	}
+	// The default bridge network has no names, as docker's.
+	d.run("run", "-d", "--name", "plain", image, "sleep", "1000")
+	if out := d.run("exec", "plain", "cat", "/etc/hosts"); strings.Contains(out, "berth: other containers") {
+		t.Errorf("a container on the default bridge got peers:\n%s", out)
+	}
+}

@@ -66,6 +66,9 @@ type Service struct {
 	mu   sync.Mutex
 	live map[string]*container // by ID, every container recorded
 
+	// hostsMu serialises the rewrites of hosts files (hosts.go).
+	hostsMu sync.Mutex
+
 	// stopping ends when berthd begins to shut down.
 	stopping context.Context
 	stop     context.CancelFunc

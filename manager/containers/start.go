@@ -129,6 +129,7 @@ func (s *Service) start(ctx context.Context, c *container, r *containersv1.Conta
 	c.state.Unlock()
 	go s.monitor(c, run)
 	s.publish(ctx, events.ActionStart, rec, nil)
+	s.syncHosts(ctx, rec.GetConfig().GetNetworkMode())
 	return nil
 }
 
@@ -371,6 +372,7 @@ func (s *Service) finish(ctx context.Context, c *container, run *running, code i
 	c.state.Unlock()
 	c.mu.Unlock()
 	s.publish(ctx, events.ActionDie, rec, map[string]string{"exitCode": fmt.Sprint(code)})
+	s.syncHosts(ctx, rec.GetConfig().GetNetworkMode())
 	if !rec.GetConfig().GetAutoRemove() {
 		ran := at.Sub(r.GetState().GetStartedAt().AsTime())
 		s.maybeRestart(context.WithoutCancel(ctx), c, rec, code, ran)
