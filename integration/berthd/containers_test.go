@@ -590,3 +590,24 @@ func TestNamesOnUserNetworks(t *testing.T) {
 		t.Errorf("a container on the default bridge got peers:\n%s", out)
 	}
 }
+
+// TestSecurityOpts: containers run under docker's seccomp profile unless
+// privileged or seccomp=unconfined; no-new-privileges reaches the process.
+func TestSecurityOpts(t *testing.T) {
+	d := containerDaemon(t, options{})
+	status := func(args ...string) string {
+		return d.run(append(append([]string{"run", "--rm"}, args...), image, "grep", "-E", "^(Seccomp|NoNewPrivs):", "/proc/self/status")...)
+	}
+	if out := status(); out != "NoNewPrivs:\t0\nSeccomp:\t2\n" {
+		t.Errorf("default: %q, want a seccomp filter (2)", out)
+	}
+	if out := status("--security-opt", "seccomp=unconfined", "--security-opt", "no-new-privileges"); out != "NoNewPrivs:\t1\nSeccomp:\t0\n" {
+		t.Errorf("seccomp=unconfined, no-new-privileges: %q", out)
+	}
+	if out := status("--privileged"); out != "NoNewPrivs:\t0\nSeccomp:\t0\n" {
+		t.Errorf("--privileged: %q, want no filter", out)
+	}
+	if r := d.berth("", "run", "--rm", "--security-opt", "apparmor=x", image, "true"); r.code != 125 || !strings.Contains(r.stderr, "security-opt") {
+		t.Errorf("an unsupported --security-opt: %v", r)
+	}
+}

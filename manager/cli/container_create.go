@@ -58,6 +58,7 @@ type CreateOptions struct {
 	StopSignal  string
 	StopTimeout *int
 	Sysctls     []string
+	SecurityOpt []string
 	ShmSize     string
 	Restart     string
 	Pull        string // missing (default), always, never
@@ -101,6 +102,7 @@ func (o *CreateOptions) CreateRequest(image string, cmd []string, lookupEnv func
 		NanoCpus:      int64(o.CPUs*1e9 + 0.5),
 		Labels:        map[string]string{},
 		Sysctls:       map[string]string{},
+		SecurityOpt:   o.SecurityOpt,
 	}
 	if o.Entrypoint != nil && *o.Entrypoint != "" {
 		cfg.Entrypoint = []string{*o.Entrypoint}

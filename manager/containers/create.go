@@ -193,6 +193,9 @@ func (s *Service) validateConfig(ctx context.Context, cfg *containersv1.Config) 
 			return err
 		}
 	}
+	if _, err := parseSecurityOpts(cfg.GetSecurityOpt()); err != nil {
+		return err
+	}
 	if _, err := parseRestartPolicy(cfg.GetRestartPolicy()); err != nil {
 		return err
 	}
@@ -239,4 +242,33 @@ func randomName(more bool) string {
 		n += fmt.Sprint(rand.IntN(10))
 	}
 	return n
+}
+
+// securityOpts are what --security-opt set.
+type securityOpts struct {
+	seccompUnconfined bool
+	noNewPrivileges   bool
+}
+
+// parseSecurityOpts reads docker's --security-opt values that berth acts
+// on; others are refused rather than ignored.
+func parseSecurityOpts(opts []string) (securityOpts, error) {
+	var o securityOpts
+	for _, opt := range opts {
+		key, val, _ := strings.Cut(opt, "=")
+		if k, v, ok := strings.Cut(opt, ":"); ok && !strings.Contains(opt, "=") {
+			key, val = k, v // docker's old "seccomp:unconfined" form
+		}
+		switch {
+		case key == "seccomp" && val == "unconfined":
+			o.seccompUnconfined = true
+		case key == "no-new-privileges" && (val == "" || val == "true"):
+			o.noNewPrivileges = true
+		case key == "no-new-privileges" && val == "false":
+			o.noNewPrivileges = false
+		default:
+			return o, fmt.Errorf("invalid --security-opt %q: berth supports seccomp=unconfined and no-new-privileges[=true|false]: %w", opt, errdefs.ErrInvalidArgument)
+		}
+	}
+	return o, nil
 }

@@ -219,6 +219,10 @@ func (s *Service) launch(ctx context.Context, r *containersv1.Container) (_ *run
 		}
 		mounts = append(mounts, om)
 	}
+	sec, err := parseSecurityOpts(cfg.GetSecurityOpt())
+	if err != nil {
+		return nil, nil, err
+	}
 	spec, err := ocispec.Generate(ocispec.Options{
 		ID:             id,
 		Hostname:       cfg.GetHostname(),
@@ -246,6 +250,9 @@ func (s *Service) launch(ctx context.Context, r *containersv1.Container) (_ *run
 		Sysctls:        cfg.GetSysctls(),
 		ShmSize:        cfg.GetShmSize(),
 		CgroupParent:   s.cfg.CgroupParent,
+
+		SeccompUnconfined: sec.seccompUnconfined,
+		NoNewPrivileges:   sec.noNewPrivileges,
 	})
 	if err != nil {
 		return nil, nil, err

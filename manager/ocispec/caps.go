@@ -29,21 +29,32 @@ var defaultCaps = []string{
 }
 
 // allCaps lists every capability known to both moby/sys/capability and the
-// running kernel (all known ones if the kernel cannot be asked).
+// running kernel (all known ones if the kernel cannot be asked), less those
+// outside this process's bounding set: a container cannot be given what
+// berthd itself cannot have (root here may lack CAP_SYS_RESOURCE, say), and
+// asking for it fails the start. docker filters the same way.
 var allCaps = sync.OnceValue(func() []string {
 	list, err := capability.ListSupported()
 	if err != nil {
 		list = capability.ListKnown()
 	}
-	names := make([]string, len(list))
-	for i, c := range list {
-		names[i] = "CAP_" + strings.ToUpper(c.String())
+	self, err := capability.NewPid2(0)
+	if err == nil {
+		err = self.Load()
+	}
+	var names []string
+	for _, c := range list {
+		if err == nil && !self.Get(capability.BOUNDING, c) {
+			continue
+		}
+		names = append(names, "CAP_"+strings.ToUpper(c.String()))
 	}
 	return names
 })
 
-// AllCapabilities returns every capability the running kernel supports, in
-// the spec's spelling (CAP_SYS_ADMIN...): what --privileged gets.
+// AllCapabilities returns every capability the running kernel supports and
+// this process may hold, in the spec's spelling (CAP_SYS_ADMIN...): what
+// --privileged gets.
 func AllCapabilities() []string { return slices.Clone(allCaps()) }
 
 // normalizeCaps turns docker's capability names ("net_admin", "CAP_NET_ADMIN",

@@ -35,8 +35,10 @@
 // --privileged gives every capability, no masked or read-only paths, a
 // writable /sys and /sys/fs/cgroup and an allow-all device cgroup.
 //
-// Known gaps: no seccomp profile yet (docker applies moby/profiles/seccomp by
-// default); no AppArmor or SELinux labels (z and Z in -v are accepted and
+// Seccomp: docker's default profile (moby/profiles/seccomp, fitted to the
+// container's capabilities) unless --privileged or seccomp=unconfined.
+//
+// Known gaps: no AppArmor or SELinux labels (z and Z in -v are accepted and
 // ignored); --privileged does not add the host's devices under /dev;
 // --memory-swap is not defaulted to twice --memory as docker does where swap
 // accounting exists; cgroupsPath is cgroupfs style only (no systemd slices);

@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/containerd/errdefs"
+	"github.com/moby/profiles/seccomp"
 	imagespec "github.com/opencontainers/image-spec/specs-go/v1"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 )
@@ -92,6 +93,13 @@ type Options struct {
 	Ulimits []specs.POSIXRlimit
 	// ShmSize is --shm-size in bytes for the /dev/shm tmpfs; default 64 MiB.
 	ShmSize int64
+	// SeccompUnconfined is --security-opt seccomp=unconfined: no syscall
+	// filter. Otherwise a container that is not privileged gets docker's
+	// default profile.
+	SeccompUnconfined bool
+	// NoNewPrivileges is --security-opt no-new-privileges: setuid binaries
+	// and file capabilities give nothing.
+	NoNewPrivileges bool
 }
 
 // Mount is one mount the user asked for.
@@ -221,13 +229,14 @@ func Generate(o Options) (*specs.Spec, error) {
 		Hostname: hostname,
 		Root:     &specs.Root{Path: o.Rootfs, Readonly: o.ReadOnlyRootfs},
 		Process: &specs.Process{
-			Terminal:     o.TTY,
-			User:         usr,
-			Args:         args,
-			Env:          env,
-			Cwd:          cwd,
-			Capabilities: caps,
-			Rlimits:      slices.Clone(o.Ulimits),
+			Terminal:        o.TTY,
+			User:            usr,
+			Args:            args,
+			Env:             env,
+			Cwd:             cwd,
+			Capabilities:    caps,
+			Rlimits:         slices.Clone(o.Ulimits),
+			NoNewPrivileges: o.NoNewPrivileges,
 		},
 		Mounts: mounts,
 		Linux: &specs.Linux{
@@ -247,6 +256,14 @@ func Generate(o Options) (*specs.Spec, error) {
 		for k, v := range o.Sysctls {
 			s.Linux.Sysctl[k] = v
 		}
+	}
+	if !o.Privileged && !o.SeccompUnconfined {
+		// docker's default profile, fitted to the capabilities just set.
+		sec, err := seccomp.GetDefaultProfile(s)
+		if err != nil {
+			return nil, fmt.Errorf("the default seccomp profile: %w", err)
+		}
+		s.Linux.Seccomp = sec
 	}
 	if !o.Privileged {
 		s.Linux.MaskedPaths = []string{

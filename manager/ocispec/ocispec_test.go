@@ -711,6 +711,8 @@ func TestGolden(t *testing.T) {
 	o.NanoCPUs = 1.5e9
 	s := generate(t, o)
 	s.Root.Path = "/ROOTFS"
+	// The seccomp profile is moby's, tested on its own (TestSeccomp).
+	s.Linux.Seccomp = nil
 	got, err := json.MarshalIndent(s, "", "\t")
 	if err != nil {
 		t.Fatal(err)
@@ -744,5 +746,35 @@ func TestResolveUser(t *testing.T) {
 	wantInvalid(t, err, `"nobody-here"`)
 	if all := AllCapabilities(); !slices.Contains(all, "CAP_SYS_ADMIN") || !slices.Contains(all, "CAP_CHOWN") {
 		t.Errorf("AllCapabilities() = %q", all)
+	}
+}
+
+func TestSeccomp(t *testing.T) {
+	s := generate(t, base(t))
+	sec := s.Linux.Seccomp
+	if sec == nil || sec.DefaultAction != specs.ActErrno {
+		t.Fatalf("default spec: seccomp %v, want docker's profile (default action errno)", sec)
+	}
+	allowed := func(sec *specs.LinuxSeccomp, name string) bool {
+		for _, sc := range sec.Syscalls {
+			if sc.Action == specs.ActAllow && len(sc.Args) == 0 && slices.Contains(sc.Names, name) {
+				return true
+			}
+		}
+		return false
+	}
+	if !allowed(sec, "read") || allowed(sec, "kexec_load") || allowed(sec, "mount") {
+		t.Errorf("profile allows read %t, kexec_load %t, mount %t; want true, false, false", allowed(sec, "read"), allowed(sec, "kexec_load"), allowed(sec, "mount"))
+	}
+	// CAP_SYS_ADMIN added lets its syscalls through, as docker's profile does.
+	o := base(t)
+	o.CapAdd = []string{"SYS_ADMIN"}
+	if sec := generate(t, o).Linux.Seccomp; !allowed(sec, "mount") {
+		t.Error("with CAP_SYS_ADMIN, mount is still filtered")
+	}
+	o = base(t)
+	o.SeccompUnconfined = true
+	if sec := generate(t, o).Linux.Seccomp; sec != nil {
+		t.Error("seccomp=unconfined still has a profile")
 	}
 }

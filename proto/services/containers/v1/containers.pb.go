@@ -520,6 +520,9 @@ type Config struct {
 	// restart_policy: "no" (default), "always", "unless-stopped",
 	// "on-failure[:N]". Kept and shown; berthd does not restart yet.
 	RestartPolicy string `protobuf:"bytes,31,opt,name=restart_policy,json=restartPolicy,proto3" json:"restart_policy,omitempty"`
+	// security_opt is docker's --security-opt: "seccomp=unconfined" (no
+	// syscall filter) and "no-new-privileges" so far.
+	SecurityOpt   []string `protobuf:"bytes,32,rep,name=security_opt,json=securityOpt,proto3" json:"security_opt,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -769,6 +772,13 @@ func (x *Config) GetRestartPolicy() string {
 		return x.RestartPolicy
 	}
 	return ""
+}
+
+func (x *Config) GetSecurityOpt() []string {
+	if x != nil {
+		return x.SecurityOpt
+	}
+	return nil
 }
 
 type CreateRequest struct {
@@ -2851,7 +2861,7 @@ const file_services_containers_v1_containers_proto_rawDesc = "" +
 	"\ahost_ip\x18\x01 \x01(\tR\x06hostIp\x12\x1b\n" +
 	"\thost_port\x18\x02 \x01(\rR\bhostPort\x12%\n" +
 	"\x0econtainer_port\x18\x03 \x01(\rR\rcontainerPort\x12\x1a\n" +
-	"\bprotocol\x18\x04 \x01(\tR\bprotocol\"\x97\t\n" +
+	"\bprotocol\x18\x04 \x01(\tR\bprotocol\"\xba\t\n" +
 	"\x06Config\x12\x14\n" +
 	"\x05image\x18\x01 \x01(\tR\x05image\x12\x10\n" +
 	"\x03cmd\x18\x02 \x03(\tR\x03cmd\x12\x1e\n" +
@@ -2896,7 +2906,8 @@ const file_services_containers_v1_containers_proto_rawDesc = "" +
 	"\fstop_timeout\x18\x1c \x01(\x05R\vstopTimeout\x12K\n" +
 	"\asysctls\x18\x1d \x03(\v21.berth.services.containers.v1.Config.SysctlsEntryR\asysctls\x12\x19\n" +
 	"\bshm_size\x18\x1e \x01(\x03R\ashmSize\x12%\n" +
-	"\x0erestart_policy\x18\x1f \x01(\tR\rrestartPolicy\x1a9\n" +
+	"\x0erestart_policy\x18\x1f \x01(\tR\rrestartPolicy\x12!\n" +
+	"\fsecurity_opt\x18  \x03(\tR\vsecurityOpt\x1a9\n" +
 	"\vLabelsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\x1a:\n" +
