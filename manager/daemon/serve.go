@@ -3,9 +3,11 @@ package daemon
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/containerd/ttrpc"
 
+	"github.com/berth-project/berth/internal/memtrim"
 	"github.com/berth-project/berth/manager/log"
 	"github.com/berth-project/berth/manager/server"
 	containersv1 "github.com/berth-project/berth/proto/services/containers/v1"
@@ -13,6 +15,10 @@ import (
 	networksv1 "github.com/berth-project/berth/proto/services/networks/v1"
 	volumesv1 "github.com/berth-project/berth/proto/services/volumes/v1"
 )
+
+// idleTrim is how long berthd waits after the last call before it trims
+// its memory.
+const idleTrim = 2 * time.Second
 
 // Services are the services cmd/berthd wires in beside the daemon's own
 // (system, events).
@@ -46,6 +52,11 @@ func (d *Daemon) Serve(ctx context.Context, svc Services) error {
 		return fmt.Errorf("listen on %s: %w", d.cfg.Host, err)
 	}
 	calls := server.NewCalls()
+	// After a quiet spell berthd gives back the pages start-up and the
+	// last calls left mapped (see internal/memtrim).
+	idle := memtrim.NewIdle(idleTrim)
+	calls.OnActivity(idle.Touch)
+	idle.Touch()
 	srv, err := ttrpc.NewServer(ttrpc.WithUnaryServerInterceptor(calls.Unary))
 	if err != nil {
 		l.Close()

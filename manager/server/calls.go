@@ -23,7 +23,13 @@ type Calls struct {
 	mu   sync.Mutex
 	n    int
 	idle chan struct{} // closed when n drops to 0
+	// activity, when set, is called as each call begins and ends.
+	activity func()
 }
+
+// OnActivity has f called as each call begins and ends (berthd trims its
+// memory after a quiet spell). Set it before serving.
+func (c *Calls) OnActivity(f func()) { c.activity = f }
 
 // NewCalls returns a counter with no call in flight.
 func NewCalls() *Calls {
@@ -33,6 +39,9 @@ func NewCalls() *Calls {
 }
 
 func (c *Calls) begin() {
+	if c.activity != nil {
+		c.activity()
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.n == 0 {
@@ -42,6 +51,9 @@ func (c *Calls) begin() {
 }
 
 func (c *Calls) end() {
+	if c.activity != nil {
+		c.activity()
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.n--

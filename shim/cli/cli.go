@@ -21,7 +21,7 @@ import (
 
 	"github.com/berth-project/berth/shim/bootstrap"
 	"github.com/berth-project/berth/shim/events"
-	"github.com/berth-project/berth/shim/memory"
+	"github.com/berth-project/berth/internal/memtrim"
 	"github.com/berth-project/berth/shim/reaper"
 	"github.com/berth-project/berth/shim/task"
 )
@@ -160,8 +160,8 @@ func serve(ctx context.Context, a bootstrap.Args) error {
 	}
 	pub := events.NewPublisher(ttrpcAddress, a.Namespace, logger)
 	// Each quiet spell gives back what start-up and the last requests left
-	// mapped and the heap's free pages (see package memory).
-	idle := memory.NewIdle(idleTrim)
+	// mapped and the heap's free pages (see package memtrim).
+	idle := memtrim.NewIdle(idleTrim)
 	server, err := ttrpc.NewServer(ttrpc.WithUnaryServerInterceptor(
 		func(ctx context.Context, u ttrpc.Unmarshaler, _ *ttrpc.UnaryServerInfo, m ttrpc.Method) (any, error) {
 			idle.Touch()

@@ -13,6 +13,7 @@ import (
 	"github.com/containerd/ttrpc"
 	"google.golang.org/grpc"
 
+	"github.com/berth-project/berth/internal/memtrim"
 	"github.com/berth-project/berth/internal/unixsock"
 	"github.com/berth-project/berth/snapshotter"
 	"github.com/berth-project/berth/snapshotter/native"
@@ -37,6 +38,10 @@ const stopTimeout = 10 * time.Second
 // Run opens the store and serves it until ctx ends or a server fails;
 // then it stops serving, waits for the calls in flight (up to
 // stopTimeout), and closes the store.
+// idleTrim is how long the snapshotter waits after the last call before
+// it trims its memory.
+const idleTrim = 2 * time.Second
+
 func Run(ctx context.Context, cfg Config, logger *slog.Logger) (retErr error) {
 	if cfg.Root == "" || cfg.Address == "" {
 		return errors.New("--root and --address must not be empty")
@@ -57,7 +62,22 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger) (retErr error) {
 		return err
 	}
 	defer gl.Close() // a no-op once the server has closed it; removes the socket either way
-	g := grpc.NewServer()
+	// After a quiet spell the snapshotter gives back the pages start-up and
+	// the last calls left mapped (see internal/memtrim).
+	idle := memtrim.NewIdle(idleTrim)
+	idle.Touch()
+	g := grpc.NewServer(
+		grpc.ChainUnaryInterceptor(func(ctx context.Context, req any, _ *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
+			idle.Touch()
+			defer idle.Touch()
+			return h(ctx, req)
+		}),
+		grpc.ChainStreamInterceptor(func(srv any, ss grpc.ServerStream, _ *grpc.StreamServerInfo, h grpc.StreamHandler) error {
+			idle.Touch()
+			defer idle.Touch()
+			return h(srv, ss)
+		}),
+	)
 	svc.RegisterGRPC(g)
 	errc := make(chan error, 2)
 	go func() { errc <- serveErr("grpc", g.Serve(gl)) }()
@@ -70,7 +90,12 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger) (retErr error) {
 			return err
 		}
 		defer tl.Close()
-		if ts, err = ttrpc.NewServer(); err != nil {
+		if ts, err = ttrpc.NewServer(ttrpc.WithUnaryServerInterceptor(
+			func(ctx context.Context, u ttrpc.Unmarshaler, _ *ttrpc.UnaryServerInfo, m ttrpc.Method) (any, error) {
+				idle.Touch()
+				defer idle.Touch()
+				return m(ctx, u)
+			})); err != nil {
 			g.Stop()
 			return fmt.Errorf("ttrpc server: %w", err)
 		}

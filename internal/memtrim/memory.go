@@ -1,6 +1,8 @@
-// Package memory gives back, whenever the shim goes quiet, the memory it
+// Package memtrim gives back, whenever a daemon goes quiet, the memory it
 // holds only because of what it did a moment ago: the heap's free pages, and
-// its mappings of the executable's code and read-only data.
+// its mappings of the executable's code and read-only data. The shims use it
+// (one runs per container, so every MiB counts thousands of times), and so
+// do berthd and berth-snapshotter, idle most of the time.
 //
 // A shim is idle almost all of its life, and what it did last (start-up,
 // package initialization, a burst of requests) leaves two things behind.
@@ -9,7 +11,7 @@
 // mapped: package initialization touches code and data all over the binary,
 // and the kernel maps 64 KiB around each page fault, so nearly the whole
 // 5.3 MiB of text and rodata stays resident in every shim.
-package memory
+package memtrim
 
 import (
 	"bufio"
