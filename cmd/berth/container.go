@@ -36,6 +36,8 @@ func newContainerCommand(b *cli.CLI) *cobra.Command {
 		newRenameCommand(b),
 		newTopCommand(b),
 		newStatsCommand(b),
+		newCommitCommand(b),
+		newCpCommand(b),
 	)
 	return cmd
 }

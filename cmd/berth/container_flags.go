@@ -53,6 +53,8 @@ func addCreateFlags(f *pflag.FlagSet, opts *cli.CreateOptions) *createFlags {
 	f.IntVar(&cf.stopTimeout, "stop-timeout", 0, "timeout (in seconds) to stop a container")
 	f.StringArrayVar(&opts.Sysctls, "sysctl", nil, "sysctl options")
 	f.StringArrayVar(&opts.SecurityOpt, "security-opt", nil, "security options: seccomp=unconfined, no-new-privileges")
+	f.StringVar(&opts.LogDriver, "log-driver", "", "logging driver for the container: json-file (default) or none")
+	f.StringArrayVar(&opts.LogOpts, "log-opt", nil, "log driver options: max-size, max-file")
 	f.StringVar(&opts.ShmSize, "shm-size", "", "size of /dev/shm")
 	f.StringVar(&opts.Restart, "restart", "no", "restart policy to apply when a container exits")
 	f.StringVar(&opts.Pull, "pull", "missing", `pull image before running ("always", "missing", "never")`)

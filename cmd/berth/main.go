@@ -108,6 +108,8 @@ func newRootCommand(b *cli.CLI) *cobra.Command {
 		newRenameCommand(b),
 		newTopCommand(b),
 		newStatsCommand(b),
+		newCommitCommand(b),
+		newCpCommand(b),
 		newRmCommand(b, "rm"),
 		newPsCommand(b, "ps"),
 		newInspectCommand(b, ""),

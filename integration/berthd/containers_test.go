@@ -611,3 +611,41 @@ func TestSecurityOpts(t *testing.T) {
 		t.Errorf("an unsupported --security-opt: %v", r)
 	}
 }
+
+// TestLogRotation: with --log-opt max-size and max-file the log rotates
+// as docker's json-file does, and berth logs reads across the files;
+// --log-driver none keeps no log.
+func TestLogRotation(t *testing.T) {
+	d := containerDaemon(t, options{})
+	// 600 lines of about 80 bytes of JSON each: some 48 kB, more than three
+	// files of 10k hold.
+	d.run("run", "--name", "chatty", "--log-opt", "max-size=10k", "--log-opt", "max-file=3", image, "sh", "-c", "for i in $(seq 1 600); do echo line$i; done")
+	logPath := strings.TrimSpace(d.run("inspect", "-f", "{{.LogPath}}", "chatty"))
+	for _, p := range []string{logPath, logPath + ".1", logPath + ".2"} {
+		st, err := os.Stat(p)
+		if err != nil || st.Size() > 10000 {
+			t.Errorf("log file %s: %v, size %v; want it there and at most 10k", p, err, st)
+		}
+	}
+	if _, err := os.Stat(logPath + ".3"); err == nil {
+		t.Errorf("a fourth log file with max-file=3")
+	}
+	lines := strings.Split(strings.TrimSpace(d.run("logs", "chatty")), "\n")
+	if last := lines[len(lines)-1]; last != "line600" || len(lines) >= 600 || len(lines) < 200 {
+		t.Errorf("logs across the rotated files: %d lines, last %q; want the newest ones, in order, ending with line600", len(lines), last)
+	}
+	for i := 1; i < len(lines); i++ {
+		a, _ := strconv.Atoi(strings.TrimPrefix(lines[i-1], "line"))
+		b, _ := strconv.Atoi(strings.TrimPrefix(lines[i], "line"))
+		if b != a+1 {
+			t.Fatalf("logs out of order at %q, %q", lines[i-1], lines[i])
+		}
+	}
+	d.run("run", "--name", "silent", "--log-driver", "none", image, "echo", "nothing kept")
+	if r := d.berth("", "logs", "silent"); r.code == 0 || !strings.Contains(r.stderr, "does not support reading") {
+		t.Errorf("logs of a container with --log-driver none: %v", r)
+	}
+	if r := d.berth("", "run", "--rm", "--log-opt", "max-files=3", image, "true"); r.code != 125 || !strings.Contains(r.stderr, "unknown log opt") {
+		t.Errorf("an unknown --log-opt: %v", r)
+	}
+}

@@ -59,6 +59,8 @@ type CreateOptions struct {
 	StopTimeout *int
 	Sysctls     []string
 	SecurityOpt []string
+	LogDriver   string
+	LogOpts     []string
 	ShmSize     string
 	Restart     string
 	Pull        string // missing (default), always, never
@@ -103,6 +105,7 @@ func (o *CreateOptions) CreateRequest(image string, cmd []string, lookupEnv func
 		Labels:        map[string]string{},
 		Sysctls:       map[string]string{},
 		SecurityOpt:   o.SecurityOpt,
+		LogDriver:     o.LogDriver,
 	}
 	if o.Entrypoint != nil && *o.Entrypoint != "" {
 		cfg.Entrypoint = []string{*o.Entrypoint}
@@ -125,6 +128,16 @@ func (o *CreateOptions) CreateRequest(image string, cmd []string, lookupEnv func
 			return nil, createUsage("invalid label %q: empty name", l)
 		}
 		cfg.Labels[k] = v
+	}
+	for _, s := range o.LogOpts {
+		k, v, ok := strings.Cut(s, "=")
+		if !ok || k == "" {
+			return nil, createUsage("invalid argument %q for \"--log-opt\" flag: want key=value", s)
+		}
+		if cfg.LogOpts == nil {
+			cfg.LogOpts = map[string]string{}
+		}
+		cfg.LogOpts[k] = v
 	}
 	for _, s := range o.Sysctls {
 		k, v, ok := strings.Cut(s, "=")

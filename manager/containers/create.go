@@ -193,6 +193,9 @@ func (s *Service) validateConfig(ctx context.Context, cfg *containersv1.Config) 
 			return err
 		}
 	}
+	if _, err := parseLogConfig(cfg.GetLogDriver(), cfg.GetLogOpts()); err != nil {
+		return err
+	}
 	if _, err := parseSecurityOpts(cfg.GetSecurityOpt()); err != nil {
 		return err
 	}

@@ -9,11 +9,14 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strconv"
 	"sync"
 	"syscall"
 	"time"
 
+	"github.com/containerd/errdefs"
 	"github.com/containerd/fifo"
+	"github.com/docker/go-units"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	containersv1 "github.com/berth-project/berth/proto/services/containers/v1"
@@ -211,10 +214,15 @@ func (s *streams) remove() {
 }
 
 // jsonLog is docker's json-file log: one JSON object per line, with the
-// output as a string, its stream and its time.
+// output as a string, its stream and its time. With a max size it rotates
+// as docker's does: the full file becomes <log>.1, <log>.1 becomes <log>.2
+// and so on up to max-file files in all.
 type jsonLog struct {
-	mu sync.Mutex
-	f  *os.File
+	mu   sync.Mutex
+	path string
+	f    *os.File // nil with the none driver
+	cfg  logConfig
+	size int64
 }
 
 type jsonLine struct {
@@ -223,12 +231,65 @@ type jsonLine struct {
 	Time   time.Time `json:"time"`
 }
 
-func openLog(path string) (*jsonLog, error) {
+// logConfig is --log-driver and --log-opt.
+type logConfig struct {
+	none    bool
+	maxSize int64 // bytes; 0 is no limit
+	maxFile int   // files in all, the current one included
+}
+
+// parseLogConfig reads docker's json-file options (and the none driver).
+func parseLogConfig(driver string, opts map[string]string) (logConfig, error) {
+	c := logConfig{maxFile: 1}
+	switch driver {
+	case "", "json-file":
+	case "none":
+		c.none = true
+		if len(opts) > 0 {
+			return c, fmt.Errorf("the none log driver takes no --log-opt: %w", errdefs.ErrInvalidArgument)
+		}
+		return c, nil
+	default:
+		return c, fmt.Errorf("log driver %q is not supported: berth has json-file and none: %w", driver, errdefs.ErrInvalidArgument)
+	}
+	for k, v := range opts {
+		switch k {
+		case "max-size":
+			n, err := units.FromHumanSize(v)
+			if err != nil || n <= 0 {
+				return c, fmt.Errorf("--log-opt max-size=%s: want a size such as 10m: %w", v, errdefs.ErrInvalidArgument)
+			}
+			c.maxSize = n
+		case "max-file":
+			n, err := strconv.Atoi(v)
+			if err != nil || n < 1 {
+				return c, fmt.Errorf("--log-opt max-file=%s: want a number of at least 1: %w", v, errdefs.ErrInvalidArgument)
+			}
+			c.maxFile = n
+		default:
+			return c, fmt.Errorf("unknown log opt %q for the json-file log driver: berth has max-size and max-file: %w", k, errdefs.ErrInvalidArgument)
+		}
+	}
+	if c.maxFile > 1 && c.maxSize == 0 {
+		return c, fmt.Errorf("--log-opt max-file=%d needs max-size: %w", c.maxFile, errdefs.ErrInvalidArgument)
+	}
+	return c, nil
+}
+
+func openLog(path string, cfg logConfig) (*jsonLog, error) {
+	l := &jsonLog{path: path, cfg: cfg}
+	if cfg.none {
+		return l, nil
+	}
 	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o640)
 	if err != nil {
 		return nil, fmt.Errorf("open the container's log: %w", err)
 	}
-	return &jsonLog{f: f}, nil
+	if st, err := f.Stat(); err == nil {
+		l.size = st.Size()
+	}
+	l.f = f
+	return l, nil
 }
 
 func streamName(s containersv1.Stream) string {
@@ -239,17 +300,58 @@ func streamName(s containersv1.Stream) string {
 }
 
 func (l *jsonLog) write(e *containersv1.LogEntry) {
+	if l.f == nil {
+		return
+	}
 	b, err := json.Marshal(jsonLine{Log: string(e.GetData()), Stream: streamName(e.GetStream()), Time: e.GetTime().AsTime()})
 	if err != nil {
 		return
 	}
+	b = append(b, '\n')
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	_, _ = l.f.Write(append(b, '\n'))
+	if l.f == nil {
+		return
+	}
+	if l.cfg.maxSize > 0 && l.size > 0 && l.size+int64(len(b)) > l.cfg.maxSize {
+		l.rotate()
+	}
+	n, _ := l.f.Write(b)
+	l.size += int64(n)
 }
+
+// rotate starts a new file; the oldest beyond max-file goes.
+func (l *jsonLog) rotate() {
+	if l.cfg.maxFile <= 1 {
+		if err := l.f.Truncate(0); err == nil {
+			_, _ = l.f.Seek(0, 0)
+			l.size = 0
+		}
+		return
+	}
+	// <log>.N-1 -> <log>.N ... <log>.1 -> <log>.2, then <log> -> <log>.1;
+	// the file that was <log>.N is replaced, and so goes.
+	for i := l.cfg.maxFile - 1; i >= 2; i-- {
+		_ = os.Rename(rotated(l.path, i-1), rotated(l.path, i))
+	}
+	_ = os.Rename(l.path, rotated(l.path, 1))
+	l.f.Close()
+	f, err := os.OpenFile(l.path, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o640)
+	if err != nil {
+		l.f = nil
+		return
+	}
+	l.f, l.size = f, 0
+}
+
+// rotated is the name of the i-th rotated log file (1 the newest).
+func rotated(path string, i int) string { return path + "." + strconv.Itoa(i) }
 
 func (l *jsonLog) close() {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	l.f.Close()
+	if l.f != nil {
+		l.f.Close()
+		l.f = nil
+	}
 }

@@ -169,6 +169,10 @@ func (s *Service) Remove(ctx context.Context, ref string, force, volumes bool) e
 		return err
 	}
 	c := s.track(id)
+	if force {
+		// Killed to be removed: no restart policy brings it back meanwhile.
+		s.markStopped(id)
+	}
 	for {
 		run, _, exited := c.current()
 		if run == nil {

@@ -13,6 +13,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	containersv1 "github.com/berth-project/berth/proto/services/containers/v1"
+	"github.com/containerd/errdefs"
 )
 
 // LogsOptions select what Logs sends.
@@ -33,6 +34,58 @@ func (s *Service) Logs(ctx context.Context, ref string, o LogsOptions, send func
 		return err
 	}
 	c := s.track(id)
+	logCfg, err := parseLogConfig(r.GetConfig().GetLogDriver(), r.GetConfig().GetLogOpts())
+	if err != nil {
+		return err
+	}
+	if logCfg.none {
+		return fmt.Errorf("configured logging driver does not support reading: the container logs with --log-driver none: %w", errdefs.ErrNotImplemented)
+	}
+	pass := func(e *containersv1.LogEntry) bool {
+		if (e.GetStream() == containersv1.Stream_STREAM_STDERR && !o.Stderr) || (e.GetStream() != containersv1.Stream_STREAM_STDERR && !o.Stdout) {
+			return false
+		}
+		t := e.GetTime().AsTime()
+		return (o.Since.IsZero() || !t.Before(o.Since)) && (o.Until.IsZero() || !t.After(o.Until))
+	}
+	// What the log holds, the rotated files oldest first: all of it, or
+	// its last Tail entries.
+	var held []*containersv1.LogEntry
+	each := func(br *lineReader) error {
+		for {
+			e, err := readEntry(br)
+			if err == io.EOF {
+				return nil
+			}
+			if err != nil {
+				return err
+			}
+			if e == nil || !pass(e) {
+				continue
+			}
+			if o.Tail >= 0 {
+				held = append(held, e)
+				if int64(len(held)) > o.Tail {
+					held = held[1:]
+				}
+				continue
+			}
+			if err := send(e); err != nil {
+				return err
+			}
+		}
+	}
+	for i := logCfg.maxFile - 1; i >= 1; i-- {
+		rf, err := os.Open(rotated(r.GetLogPath(), i))
+		if err != nil {
+			continue
+		}
+		err = each(newLineReader(rf))
+		rf.Close()
+		if err != nil {
+			return err
+		}
+	}
 	f, err := os.Open(r.GetLogPath())
 	if errors.Is(err, os.ErrNotExist) {
 		// Never started: nothing logged yet.
@@ -45,38 +98,10 @@ func (s *Service) Logs(ctx context.Context, ref string, o LogsOptions, send func
 	} else if err != nil {
 		return fmt.Errorf("open the log: %w", err)
 	}
-	defer f.Close()
-	pass := func(e *containersv1.LogEntry) bool {
-		if (e.GetStream() == containersv1.Stream_STREAM_STDERR && !o.Stderr) || (e.GetStream() != containersv1.Stream_STREAM_STDERR && !o.Stdout) {
-			return false
-		}
-		t := e.GetTime().AsTime()
-		return (o.Since.IsZero() || !t.Before(o.Since)) && (o.Until.IsZero() || !t.After(o.Until))
-	}
+	defer func() { f.Close() }()
 	br := newLineReader(f)
-	// What the log holds: all of it, or its last Tail entries.
-	var held []*containersv1.LogEntry
-	for {
-		e, err := readEntry(br)
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			return err
-		}
-		if e == nil || !pass(e) {
-			continue
-		}
-		if o.Tail >= 0 {
-			held = append(held, e)
-			if int64(len(held)) > o.Tail {
-				held = held[1:]
-			}
-			continue
-		}
-		if err := send(e); err != nil {
-			return err
-		}
+	if err := each(br); err != nil {
+		return err
 	}
 	for _, e := range held {
 		if err := send(e); err != nil {
@@ -99,6 +124,17 @@ func (s *Service) Logs(ctx context.Context, ref string, o LogsOptions, send func
 		e, err := readEntry(br)
 		switch {
 		case err == io.EOF:
+			// Rotated: what the old file got last was read; go on with
+			// the new one.
+			if st, serr := os.Stat(r.GetLogPath()); serr == nil {
+				if cur, cerr := f.Stat(); cerr == nil && !os.SameFile(st, cur) {
+					if nf, oerr := os.Open(r.GetLogPath()); oerr == nil {
+						f.Close()
+						f, br = nf, newLineReader(nf)
+						continue
+					}
+				}
+			}
 			if stopping {
 				return nil
 			}

@@ -268,7 +268,11 @@ func (s *Service) launch(ctx context.Context, r *containersv1.Container) (_ *run
 		return nil, nil, fmt.Errorf("write the bundle: %w", err)
 	}
 
-	lg, err := openLog(r.GetLogPath())
+	logCfg, err := parseLogConfig(cfg.GetLogDriver(), cfg.GetLogOpts())
+	if err != nil {
+		return nil, nil, err
+	}
+	lg, err := openLog(r.GetLogPath(), logCfg)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -444,7 +448,8 @@ func (s *Service) recover(ctx context.Context, c *container, r *containersv1.Con
 	c.exited = make(chan struct{})
 	sh, err := shimclient.Connect(ctx, s.cfg.Shim, s.bundle(id))
 	if err == nil {
-		lg, lerr := openLog(r.GetLogPath())
+		logCfg, _ := parseLogConfig(r.GetConfig().GetLogDriver(), r.GetConfig().GetLogOpts())
+		lg, lerr := openLog(r.GetLogPath(), logCfg)
 		if lerr == nil {
 			cfg := r.GetConfig()
 			st, serr := openStreams(ctx, s.bundle(id), "init", cfg.GetOpenStdin(), cfg.GetTty(), lg, c.attached.broadcast)

@@ -8,6 +8,7 @@ import (
 
 	"github.com/containerd/errdefs"
 	"google.golang.org/protobuf/types/known/emptypb"
+	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/berth-project/berth/manager/containers"
 	containersv1 "github.com/berth-project/berth/proto/services/containers/v1"
@@ -240,4 +241,128 @@ func (c *Containers) Stats(ctx context.Context, req *containersv1.StatsRequest, 
 
 func (t *trackedContainers) Stats(ctx context.Context, req *containersv1.StatsRequest, s containersv1.Containers_StatsServer) error {
 	return t.calls.stream(ctx, containersService+"Stats", func(ctx context.Context) error { return t.svc.Stats(ctx, req, s) })
+}
+
+func (c *Containers) Commit(ctx context.Context, req *containersv1.CommitRequest) (*containersv1.CommitResponse, error) {
+	img, err := c.svc.Commit(ctx, req.GetId(), containers.CommitOptions{
+		Ref:     req.GetReference(),
+		Author:  req.GetAuthor(),
+		Message: req.GetMessage(),
+		Changes: req.GetChanges(),
+		Pause:   req.GetPause(),
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &containersv1.CommitResponse{ImageId: img.ID.String()}, nil
+}
+
+// archiveChunk is the size of the tar chunks CopyFrom sends.
+const archiveChunk = 256 << 10
+
+func (c *Containers) CopyFrom(ctx context.Context, req *containersv1.CopyFromRequest, s containersv1.Containers_CopyFromServer) error {
+	w := &chunkWriter{send: func(b []byte) error { return s.Send(&containersv1.ArchiveChunk{Data: b}) }}
+	stat := func(st containers.PathStat) error {
+		return s.Send(&containersv1.ArchiveChunk{Stat: &containersv1.PathStat{
+			Name:       st.Name,
+			Size:       st.Size,
+			Mode:       uint32(st.Mode),
+			Mtime:      timestamppb.New(st.Mtime),
+			LinkTarget: st.LinkTarget,
+		}})
+	}
+	if err := c.svc.CopyFrom(ctx, req.GetId(), req.GetPath(), containers.CopyFromOptions{FollowLink: req.GetFollowLink()}, stat, w); err != nil {
+		return err
+	}
+	return w.flush()
+}
+
+// chunkWriter gathers writes into chunks of archiveChunk bytes.
+type chunkWriter struct {
+	send func([]byte) error
+	buf  []byte
+}
+
+func (w *chunkWriter) Write(p []byte) (int, error) {
+	n := len(p)
+	for len(p) > 0 {
+		if w.buf == nil {
+			w.buf = make([]byte, 0, archiveChunk)
+		}
+		k := min(len(p), archiveChunk-len(w.buf))
+		w.buf = append(w.buf, p[:k]...)
+		p = p[k:]
+		if len(w.buf) == archiveChunk {
+			if err := w.flush(); err != nil {
+				return 0, err
+			}
+		}
+	}
+	return n, nil
+}
+
+func (w *chunkWriter) flush() error {
+	if len(w.buf) == 0 {
+		return nil
+	}
+	err := w.send(w.buf)
+	w.buf = nil // the message may hold the bytes until sent
+	return err
+}
+
+func (c *Containers) CopyTo(ctx context.Context, s containersv1.Containers_CopyToServer) (*emptypb.Empty, error) {
+	first, err := s.Recv()
+	if err != nil {
+		return nil, firstMessage("copy", err)
+	}
+	o := first.GetOptions()
+	if o == nil {
+		return nil, fmt.Errorf("copy: the first message must carry the options: %w", errdefs.ErrInvalidArgument)
+	}
+	r := &copyToReader{s: s}
+	err = c.svc.CopyTo(ctx, o.GetId(), containers.CopyToOptions{
+		Path:        o.GetPath(),
+		SourceBase:  o.GetSourceBase(),
+		SourceIsDir: o.GetSourceIsDir(),
+		CopyUIDGID:  o.GetCopyUidGid(),
+	}, r)
+	if err != nil {
+		return nil, err
+	}
+	return &emptypb.Empty{}, nil
+}
+
+// copyToReader reads the tar chunks of a CopyTo stream.
+type copyToReader struct {
+	s   containersv1.Containers_CopyToServer
+	buf []byte
+}
+
+func (r *copyToReader) Read(p []byte) (int, error) {
+	for len(r.buf) == 0 {
+		m, err := r.s.Recv()
+		if err != nil {
+			return 0, err // io.EOF at the end of the stream
+		}
+		r.buf = m.GetData()
+	}
+	n := copy(p, r.buf)
+	r.buf = r.buf[n:]
+	return n, nil
+}
+
+func (t *trackedContainers) Commit(ctx context.Context, req *containersv1.CommitRequest) (*containersv1.CommitResponse, error) {
+	return t.svc.Commit(ctx, req)
+}
+
+func (t *trackedContainers) CopyFrom(ctx context.Context, req *containersv1.CopyFromRequest, s containersv1.Containers_CopyFromServer) error {
+	return t.calls.stream(ctx, containersService+"CopyFrom", func(ctx context.Context) error { return t.svc.CopyFrom(ctx, req, s) })
+}
+
+func (t *trackedContainers) CopyTo(ctx context.Context, s containersv1.Containers_CopyToServer) (resp *emptypb.Empty, err error) {
+	err = t.calls.stream(ctx, containersService+"CopyTo", func(ctx context.Context) error {
+		resp, err = t.svc.CopyTo(ctx, s)
+		return err
+	})
+	return resp, err
 }

@@ -522,7 +522,11 @@ type Config struct {
 	RestartPolicy string `protobuf:"bytes,31,opt,name=restart_policy,json=restartPolicy,proto3" json:"restart_policy,omitempty"`
 	// security_opt is docker's --security-opt: "seccomp=unconfined" (no
 	// syscall filter) and "no-new-privileges" so far.
-	SecurityOpt   []string `protobuf:"bytes,32,rep,name=security_opt,json=securityOpt,proto3" json:"security_opt,omitempty"`
+	SecurityOpt []string `protobuf:"bytes,32,rep,name=security_opt,json=securityOpt,proto3" json:"security_opt,omitempty"`
+	// log_driver is docker's --log-driver: "json-file" (the default) or
+	// "none"; log_opts its --log-opt: max-size (e.g. "10m") and max-file.
+	LogDriver     string            `protobuf:"bytes,33,opt,name=log_driver,json=logDriver,proto3" json:"log_driver,omitempty"`
+	LogOpts       map[string]string `protobuf:"bytes,34,rep,name=log_opts,json=logOpts,proto3" json:"log_opts,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -777,6 +781,20 @@ func (x *Config) GetRestartPolicy() string {
 func (x *Config) GetSecurityOpt() []string {
 	if x != nil {
 		return x.SecurityOpt
+	}
+	return nil
+}
+
+func (x *Config) GetLogDriver() string {
+	if x != nil {
+		return x.LogDriver
+	}
+	return ""
+}
+
+func (x *Config) GetLogOpts() map[string]string {
+	if x != nil {
+		return x.LogOpts
 	}
 	return nil
 }
@@ -2831,6 +2849,494 @@ func (x *StatsEntry) GetPidsLimit() uint64 {
 	return 0
 }
 
+type CommitRequest struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	Id        string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	Reference string                 `protobuf:"bytes,2,opt,name=reference,proto3" json:"reference,omitempty"` // REPOSITORY[:TAG]; empty: a dangling image
+	Author    string                 `protobuf:"bytes,3,opt,name=author,proto3" json:"author,omitempty"`
+	Message   string                 `protobuf:"bytes,4,opt,name=message,proto3" json:"message,omitempty"`
+	// changes are Dockerfile instructions: CMD, ENTRYPOINT, ENV, EXPOSE,
+	// LABEL, USER, VOLUME, WORKDIR, STOPSIGNAL.
+	Changes []string `protobuf:"bytes,5,rep,name=changes,proto3" json:"changes,omitempty"`
+	// pause freezes a running container while its changes are read.
+	Pause         bool `protobuf:"varint,6,opt,name=pause,proto3" json:"pause,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CommitRequest) Reset() {
+	*x = CommitRequest{}
+	mi := &file_services_containers_v1_containers_proto_msgTypes[35]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CommitRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CommitRequest) ProtoMessage() {}
+
+func (x *CommitRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_services_containers_v1_containers_proto_msgTypes[35]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CommitRequest.ProtoReflect.Descriptor instead.
+func (*CommitRequest) Descriptor() ([]byte, []int) {
+	return file_services_containers_v1_containers_proto_rawDescGZIP(), []int{35}
+}
+
+func (x *CommitRequest) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *CommitRequest) GetReference() string {
+	if x != nil {
+		return x.Reference
+	}
+	return ""
+}
+
+func (x *CommitRequest) GetAuthor() string {
+	if x != nil {
+		return x.Author
+	}
+	return ""
+}
+
+func (x *CommitRequest) GetMessage() string {
+	if x != nil {
+		return x.Message
+	}
+	return ""
+}
+
+func (x *CommitRequest) GetChanges() []string {
+	if x != nil {
+		return x.Changes
+	}
+	return nil
+}
+
+func (x *CommitRequest) GetPause() bool {
+	if x != nil {
+		return x.Pause
+	}
+	return false
+}
+
+type CommitResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	ImageId       string                 `protobuf:"bytes,1,opt,name=image_id,json=imageId,proto3" json:"image_id,omitempty"` // sha256:<hex>
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CommitResponse) Reset() {
+	*x = CommitResponse{}
+	mi := &file_services_containers_v1_containers_proto_msgTypes[36]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CommitResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CommitResponse) ProtoMessage() {}
+
+func (x *CommitResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_services_containers_v1_containers_proto_msgTypes[36]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CommitResponse.ProtoReflect.Descriptor instead.
+func (*CommitResponse) Descriptor() ([]byte, []int) {
+	return file_services_containers_v1_containers_proto_rawDescGZIP(), []int{36}
+}
+
+func (x *CommitResponse) GetImageId() string {
+	if x != nil {
+		return x.ImageId
+	}
+	return ""
+}
+
+type CopyFromRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Id    string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	// path in the container (relative paths are relative to "/"); ending in
+	// "/." copies a directory's contents.
+	Path string `protobuf:"bytes,2,opt,name=path,proto3" json:"path,omitempty"`
+	// follow_link copies what a symlink at path points to (cp -L).
+	FollowLink    bool `protobuf:"varint,3,opt,name=follow_link,json=followLink,proto3" json:"follow_link,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CopyFromRequest) Reset() {
+	*x = CopyFromRequest{}
+	mi := &file_services_containers_v1_containers_proto_msgTypes[37]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CopyFromRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CopyFromRequest) ProtoMessage() {}
+
+func (x *CopyFromRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_services_containers_v1_containers_proto_msgTypes[37]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CopyFromRequest.ProtoReflect.Descriptor instead.
+func (*CopyFromRequest) Descriptor() ([]byte, []int) {
+	return file_services_containers_v1_containers_proto_rawDescGZIP(), []int{37}
+}
+
+func (x *CopyFromRequest) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *CopyFromRequest) GetPath() string {
+	if x != nil {
+		return x.Path
+	}
+	return ""
+}
+
+func (x *CopyFromRequest) GetFollowLink() bool {
+	if x != nil {
+		return x.FollowLink
+	}
+	return false
+}
+
+// PathStat is a path's stat as docker's X-Docker-Container-Path-Stat.
+type PathStat struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// name is the tar's top entry name: the path's base name, "." for a
+	// directory's contents (PATH/.).
+	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	Size          int64                  `protobuf:"varint,2,opt,name=size,proto3" json:"size,omitempty"`
+	Mode          uint32                 `protobuf:"varint,3,opt,name=mode,proto3" json:"mode,omitempty"` // Go's os.FileMode bits, as docker's
+	Mtime         *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=mtime,proto3" json:"mtime,omitempty"`
+	LinkTarget    string                 `protobuf:"bytes,5,opt,name=link_target,json=linkTarget,proto3" json:"link_target,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PathStat) Reset() {
+	*x = PathStat{}
+	mi := &file_services_containers_v1_containers_proto_msgTypes[38]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PathStat) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PathStat) ProtoMessage() {}
+
+func (x *PathStat) ProtoReflect() protoreflect.Message {
+	mi := &file_services_containers_v1_containers_proto_msgTypes[38]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PathStat.ProtoReflect.Descriptor instead.
+func (*PathStat) Descriptor() ([]byte, []int) {
+	return file_services_containers_v1_containers_proto_rawDescGZIP(), []int{38}
+}
+
+func (x *PathStat) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *PathStat) GetSize() int64 {
+	if x != nil {
+		return x.Size
+	}
+	return 0
+}
+
+func (x *PathStat) GetMode() uint32 {
+	if x != nil {
+		return x.Mode
+	}
+	return 0
+}
+
+func (x *PathStat) GetMtime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Mtime
+	}
+	return nil
+}
+
+func (x *PathStat) GetLinkTarget() string {
+	if x != nil {
+		return x.LinkTarget
+	}
+	return ""
+}
+
+type ArchiveChunk struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Stat          *PathStat              `protobuf:"bytes,1,opt,name=stat,proto3" json:"stat,omitempty"` // in the first message only
+	Data          []byte                 `protobuf:"bytes,2,opt,name=data,proto3" json:"data,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ArchiveChunk) Reset() {
+	*x = ArchiveChunk{}
+	mi := &file_services_containers_v1_containers_proto_msgTypes[39]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ArchiveChunk) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ArchiveChunk) ProtoMessage() {}
+
+func (x *ArchiveChunk) ProtoReflect() protoreflect.Message {
+	mi := &file_services_containers_v1_containers_proto_msgTypes[39]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ArchiveChunk.ProtoReflect.Descriptor instead.
+func (*ArchiveChunk) Descriptor() ([]byte, []int) {
+	return file_services_containers_v1_containers_proto_rawDescGZIP(), []int{39}
+}
+
+func (x *ArchiveChunk) GetStat() *PathStat {
+	if x != nil {
+		return x.Stat
+	}
+	return nil
+}
+
+func (x *ArchiveChunk) GetData() []byte {
+	if x != nil {
+		return x.Data
+	}
+	return nil
+}
+
+type CopyToOptions struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Id    string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	Path  string                 `protobuf:"bytes,2,opt,name=path,proto3" json:"path,omitempty"` // the destination in the container
+	// source_base is the tar's top entry name (the source's base name, "."
+	// for SRC/.); empty: the tar goes as it is into path, which must be a
+	// directory (cp - CONTAINER:DIR).
+	SourceBase  string `protobuf:"bytes,3,opt,name=source_base,json=sourceBase,proto3" json:"source_base,omitempty"`
+	SourceIsDir bool   `protobuf:"varint,4,opt,name=source_is_dir,json=sourceIsDir,proto3" json:"source_is_dir,omitempty"`
+	// copy_uid_gid keeps the tar's owners (cp -a); else files belong to
+	// the container's root.
+	CopyUidGid    bool `protobuf:"varint,5,opt,name=copy_uid_gid,json=copyUidGid,proto3" json:"copy_uid_gid,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CopyToOptions) Reset() {
+	*x = CopyToOptions{}
+	mi := &file_services_containers_v1_containers_proto_msgTypes[40]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CopyToOptions) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CopyToOptions) ProtoMessage() {}
+
+func (x *CopyToOptions) ProtoReflect() protoreflect.Message {
+	mi := &file_services_containers_v1_containers_proto_msgTypes[40]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CopyToOptions.ProtoReflect.Descriptor instead.
+func (*CopyToOptions) Descriptor() ([]byte, []int) {
+	return file_services_containers_v1_containers_proto_rawDescGZIP(), []int{40}
+}
+
+func (x *CopyToOptions) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *CopyToOptions) GetPath() string {
+	if x != nil {
+		return x.Path
+	}
+	return ""
+}
+
+func (x *CopyToOptions) GetSourceBase() string {
+	if x != nil {
+		return x.SourceBase
+	}
+	return ""
+}
+
+func (x *CopyToOptions) GetSourceIsDir() bool {
+	if x != nil {
+		return x.SourceIsDir
+	}
+	return false
+}
+
+func (x *CopyToOptions) GetCopyUidGid() bool {
+	if x != nil {
+		return x.CopyUidGid
+	}
+	return false
+}
+
+type CopyToRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Types that are valid to be assigned to Payload:
+	//
+	//	*CopyToRequest_Options
+	//	*CopyToRequest_Data
+	Payload       isCopyToRequest_Payload `protobuf_oneof:"payload"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CopyToRequest) Reset() {
+	*x = CopyToRequest{}
+	mi := &file_services_containers_v1_containers_proto_msgTypes[41]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CopyToRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CopyToRequest) ProtoMessage() {}
+
+func (x *CopyToRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_services_containers_v1_containers_proto_msgTypes[41]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CopyToRequest.ProtoReflect.Descriptor instead.
+func (*CopyToRequest) Descriptor() ([]byte, []int) {
+	return file_services_containers_v1_containers_proto_rawDescGZIP(), []int{41}
+}
+
+func (x *CopyToRequest) GetPayload() isCopyToRequest_Payload {
+	if x != nil {
+		return x.Payload
+	}
+	return nil
+}
+
+func (x *CopyToRequest) GetOptions() *CopyToOptions {
+	if x != nil {
+		if x, ok := x.Payload.(*CopyToRequest_Options); ok {
+			return x.Options
+		}
+	}
+	return nil
+}
+
+func (x *CopyToRequest) GetData() []byte {
+	if x != nil {
+		if x, ok := x.Payload.(*CopyToRequest_Data); ok {
+			return x.Data
+		}
+	}
+	return nil
+}
+
+type isCopyToRequest_Payload interface {
+	isCopyToRequest_Payload()
+}
+
+type CopyToRequest_Options struct {
+	Options *CopyToOptions `protobuf:"bytes,1,opt,name=options,proto3,oneof"` // the first message
+}
+
+type CopyToRequest_Data struct {
+	Data []byte `protobuf:"bytes,2,opt,name=data,proto3,oneof"`
+}
+
+func (*CopyToRequest_Options) isCopyToRequest_Payload() {}
+
+func (*CopyToRequest_Data) isCopyToRequest_Payload() {}
+
 var File_services_containers_v1_containers_proto protoreflect.FileDescriptor
 
 const file_services_containers_v1_containers_proto_rawDesc = "" +
@@ -2861,7 +3367,8 @@ const file_services_containers_v1_containers_proto_rawDesc = "" +
 	"\ahost_ip\x18\x01 \x01(\tR\x06hostIp\x12\x1b\n" +
 	"\thost_port\x18\x02 \x01(\rR\bhostPort\x12%\n" +
 	"\x0econtainer_port\x18\x03 \x01(\rR\rcontainerPort\x12\x1a\n" +
-	"\bprotocol\x18\x04 \x01(\tR\bprotocol\"\xba\t\n" +
+	"\bprotocol\x18\x04 \x01(\tR\bprotocol\"\xe3\n" +
+	"\n" +
 	"\x06Config\x12\x14\n" +
 	"\x05image\x18\x01 \x01(\tR\x05image\x12\x10\n" +
 	"\x03cmd\x18\x02 \x03(\tR\x03cmd\x12\x1e\n" +
@@ -2907,11 +3414,17 @@ const file_services_containers_v1_containers_proto_rawDesc = "" +
 	"\asysctls\x18\x1d \x03(\v21.berth.services.containers.v1.Config.SysctlsEntryR\asysctls\x12\x19\n" +
 	"\bshm_size\x18\x1e \x01(\x03R\ashmSize\x12%\n" +
 	"\x0erestart_policy\x18\x1f \x01(\tR\rrestartPolicy\x12!\n" +
-	"\fsecurity_opt\x18  \x03(\tR\vsecurityOpt\x1a9\n" +
+	"\fsecurity_opt\x18  \x03(\tR\vsecurityOpt\x12\x1d\n" +
+	"\n" +
+	"log_driver\x18! \x01(\tR\tlogDriver\x12L\n" +
+	"\blog_opts\x18\" \x03(\v21.berth.services.containers.v1.Config.LogOptsEntryR\alogOpts\x1a9\n" +
 	"\vLabelsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\x1a:\n" +
 	"\fSysctlsEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\x1a:\n" +
+	"\fLogOptsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"a\n" +
 	"\rCreateRequest\x12\x12\n" +
@@ -3080,11 +3593,47 @@ const file_services_containers_v1_containers_proto_rawDesc = "" +
 	"\x11block_write_bytes\x18\x10 \x01(\x04R\x0fblockWriteBytes\x12!\n" +
 	"\fpids_current\x18\x11 \x01(\x04R\vpidsCurrent\x12\x1d\n" +
 	"\n" +
-	"pids_limit\x18\x12 \x01(\x04R\tpidsLimit*F\n" +
+	"pids_limit\x18\x12 \x01(\x04R\tpidsLimit\"\x9f\x01\n" +
+	"\rCommitRequest\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1c\n" +
+	"\treference\x18\x02 \x01(\tR\treference\x12\x16\n" +
+	"\x06author\x18\x03 \x01(\tR\x06author\x12\x18\n" +
+	"\amessage\x18\x04 \x01(\tR\amessage\x12\x18\n" +
+	"\achanges\x18\x05 \x03(\tR\achanges\x12\x14\n" +
+	"\x05pause\x18\x06 \x01(\bR\x05pause\"+\n" +
+	"\x0eCommitResponse\x12\x19\n" +
+	"\bimage_id\x18\x01 \x01(\tR\aimageId\"V\n" +
+	"\x0fCopyFromRequest\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
+	"\x04path\x18\x02 \x01(\tR\x04path\x12\x1f\n" +
+	"\vfollow_link\x18\x03 \x01(\bR\n" +
+	"followLink\"\x99\x01\n" +
+	"\bPathStat\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x12\n" +
+	"\x04size\x18\x02 \x01(\x03R\x04size\x12\x12\n" +
+	"\x04mode\x18\x03 \x01(\rR\x04mode\x120\n" +
+	"\x05mtime\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\x05mtime\x12\x1f\n" +
+	"\vlink_target\x18\x05 \x01(\tR\n" +
+	"linkTarget\"^\n" +
+	"\fArchiveChunk\x12:\n" +
+	"\x04stat\x18\x01 \x01(\v2&.berth.services.containers.v1.PathStatR\x04stat\x12\x12\n" +
+	"\x04data\x18\x02 \x01(\fR\x04data\"\x9a\x01\n" +
+	"\rCopyToOptions\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
+	"\x04path\x18\x02 \x01(\tR\x04path\x12\x1f\n" +
+	"\vsource_base\x18\x03 \x01(\tR\n" +
+	"sourceBase\x12\"\n" +
+	"\rsource_is_dir\x18\x04 \x01(\bR\vsourceIsDir\x12 \n" +
+	"\fcopy_uid_gid\x18\x05 \x01(\bR\n" +
+	"copyUidGid\"y\n" +
+	"\rCopyToRequest\x12G\n" +
+	"\aoptions\x18\x01 \x01(\v2+.berth.services.containers.v1.CopyToOptionsH\x00R\aoptions\x12\x14\n" +
+	"\x04data\x18\x02 \x01(\fH\x00R\x04dataB\t\n" +
+	"\apayload*F\n" +
 	"\x06Stream\x12\x16\n" +
 	"\x12STREAM_UNSPECIFIED\x10\x00\x12\x11\n" +
 	"\rSTREAM_STDOUT\x10\x01\x12\x11\n" +
-	"\rSTREAM_STDERR\x10\x022\xea\v\n" +
+	"\rSTREAM_STDERR\x10\x022\x89\x0e\n" +
 	"\n" +
 	"Containers\x12c\n" +
 	"\x06Create\x12+.berth.services.containers.v1.CreateRequest\x1a,.berth.services.containers.v1.CreateResponse\x12K\n" +
@@ -3103,7 +3652,10 @@ const file_services_containers_v1_containers_proto_rawDesc = "" +
 	"\aUnpause\x12*.berth.services.containers.v1.PauseRequest\x1a\x16.google.protobuf.Empty\x12M\n" +
 	"\x06Rename\x12+.berth.services.containers.v1.RenameRequest\x1a\x16.google.protobuf.Empty\x12Z\n" +
 	"\x03Top\x12(.berth.services.containers.v1.TopRequest\x1a).berth.services.containers.v1.TopResponse\x12_\n" +
-	"\x05Stats\x12*.berth.services.containers.v1.StatsRequest\x1a(.berth.services.containers.v1.StatsEntry0\x01BJZHgithub.com/berth-project/berth/proto/services/containers/v1;containersv1b\x06proto3"
+	"\x05Stats\x12*.berth.services.containers.v1.StatsRequest\x1a(.berth.services.containers.v1.StatsEntry0\x01\x12c\n" +
+	"\x06Commit\x12+.berth.services.containers.v1.CommitRequest\x1a,.berth.services.containers.v1.CommitResponse\x12g\n" +
+	"\bCopyFrom\x12-.berth.services.containers.v1.CopyFromRequest\x1a*.berth.services.containers.v1.ArchiveChunk0\x01\x12O\n" +
+	"\x06CopyTo\x12+.berth.services.containers.v1.CopyToRequest\x1a\x16.google.protobuf.Empty(\x01BJZHgithub.com/berth-project/berth/proto/services/containers/v1;containersv1b\x06proto3"
 
 var (
 	file_services_containers_v1_containers_proto_rawDescOnce sync.Once
@@ -3118,7 +3670,7 @@ func file_services_containers_v1_containers_proto_rawDescGZIP() []byte {
 }
 
 var file_services_containers_v1_containers_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_services_containers_v1_containers_proto_msgTypes = make([]protoimpl.MessageInfo, 37)
+var file_services_containers_v1_containers_proto_msgTypes = make([]protoimpl.MessageInfo, 45)
 var file_services_containers_v1_containers_proto_goTypes = []any{
 	(Stream)(0),                   // 0: berth.services.containers.v1.Stream
 	(*PauseRequest)(nil),          // 1: berth.services.containers.v1.PauseRequest
@@ -3156,76 +3708,94 @@ var file_services_containers_v1_containers_proto_goTypes = []any{
 	(*PruneResponse)(nil),         // 33: berth.services.containers.v1.PruneResponse
 	(*StatsRequest)(nil),          // 34: berth.services.containers.v1.StatsRequest
 	(*StatsEntry)(nil),            // 35: berth.services.containers.v1.StatsEntry
-	nil,                           // 36: berth.services.containers.v1.Config.LabelsEntry
-	nil,                           // 37: berth.services.containers.v1.Config.SysctlsEntry
-	(*timestamppb.Timestamp)(nil), // 38: google.protobuf.Timestamp
-	(*emptypb.Empty)(nil),         // 39: google.protobuf.Empty
+	(*CommitRequest)(nil),         // 36: berth.services.containers.v1.CommitRequest
+	(*CommitResponse)(nil),        // 37: berth.services.containers.v1.CommitResponse
+	(*CopyFromRequest)(nil),       // 38: berth.services.containers.v1.CopyFromRequest
+	(*PathStat)(nil),              // 39: berth.services.containers.v1.PathStat
+	(*ArchiveChunk)(nil),          // 40: berth.services.containers.v1.ArchiveChunk
+	(*CopyToOptions)(nil),         // 41: berth.services.containers.v1.CopyToOptions
+	(*CopyToRequest)(nil),         // 42: berth.services.containers.v1.CopyToRequest
+	nil,                           // 43: berth.services.containers.v1.Config.LabelsEntry
+	nil,                           // 44: berth.services.containers.v1.Config.SysctlsEntry
+	nil,                           // 45: berth.services.containers.v1.Config.LogOptsEntry
+	(*timestamppb.Timestamp)(nil), // 46: google.protobuf.Timestamp
+	(*emptypb.Empty)(nil),         // 47: google.protobuf.Empty
 }
 var file_services_containers_v1_containers_proto_depIdxs = []int32{
 	5,  // 0: berth.services.containers.v1.TopResponse.processes:type_name -> berth.services.containers.v1.TopProcess
-	36, // 1: berth.services.containers.v1.Config.labels:type_name -> berth.services.containers.v1.Config.LabelsEntry
+	43, // 1: berth.services.containers.v1.Config.labels:type_name -> berth.services.containers.v1.Config.LabelsEntry
 	6,  // 2: berth.services.containers.v1.Config.mounts:type_name -> berth.services.containers.v1.Mount
 	7,  // 3: berth.services.containers.v1.Config.ports:type_name -> berth.services.containers.v1.PortBinding
-	37, // 4: berth.services.containers.v1.Config.sysctls:type_name -> berth.services.containers.v1.Config.SysctlsEntry
-	8,  // 5: berth.services.containers.v1.CreateRequest.config:type_name -> berth.services.containers.v1.Config
-	19, // 6: berth.services.containers.v1.ListResponse.containers:type_name -> berth.services.containers.v1.Container
-	38, // 7: berth.services.containers.v1.State.started_at:type_name -> google.protobuf.Timestamp
-	38, // 8: berth.services.containers.v1.State.finished_at:type_name -> google.protobuf.Timestamp
-	7,  // 9: berth.services.containers.v1.NetworkSettings.ports:type_name -> berth.services.containers.v1.PortBinding
-	38, // 10: berth.services.containers.v1.Container.created:type_name -> google.protobuf.Timestamp
-	8,  // 11: berth.services.containers.v1.Container.config:type_name -> berth.services.containers.v1.Config
-	17, // 12: berth.services.containers.v1.Container.state:type_name -> berth.services.containers.v1.State
-	18, // 13: berth.services.containers.v1.Container.network:type_name -> berth.services.containers.v1.NetworkSettings
-	19, // 14: berth.services.containers.v1.GetResponse.container:type_name -> berth.services.containers.v1.Container
-	38, // 15: berth.services.containers.v1.LogsRequest.since:type_name -> google.protobuf.Timestamp
-	38, // 16: berth.services.containers.v1.LogsRequest.until:type_name -> google.protobuf.Timestamp
-	0,  // 17: berth.services.containers.v1.LogEntry.stream:type_name -> berth.services.containers.v1.Stream
-	38, // 18: berth.services.containers.v1.LogEntry.time:type_name -> google.protobuf.Timestamp
-	26, // 19: berth.services.containers.v1.AttachInput.start:type_name -> berth.services.containers.v1.AttachStart
-	27, // 20: berth.services.containers.v1.AttachInput.resize:type_name -> berth.services.containers.v1.Resize
-	29, // 21: berth.services.containers.v1.ExecInput.start:type_name -> berth.services.containers.v1.ExecStart
-	27, // 22: berth.services.containers.v1.ExecInput.resize:type_name -> berth.services.containers.v1.Resize
-	25, // 23: berth.services.containers.v1.AttachOutput.data:type_name -> berth.services.containers.v1.LogEntry
-	38, // 24: berth.services.containers.v1.StatsEntry.read:type_name -> google.protobuf.Timestamp
-	9,  // 25: berth.services.containers.v1.Containers.Create:input_type -> berth.services.containers.v1.CreateRequest
-	11, // 26: berth.services.containers.v1.Containers.Start:input_type -> berth.services.containers.v1.StartRequest
-	12, // 27: berth.services.containers.v1.Containers.Stop:input_type -> berth.services.containers.v1.StopRequest
-	13, // 28: berth.services.containers.v1.Containers.Kill:input_type -> berth.services.containers.v1.KillRequest
-	14, // 29: berth.services.containers.v1.Containers.Remove:input_type -> berth.services.containers.v1.RemoveRequest
-	15, // 30: berth.services.containers.v1.Containers.List:input_type -> berth.services.containers.v1.ListRequest
-	20, // 31: berth.services.containers.v1.Containers.Get:input_type -> berth.services.containers.v1.GetRequest
-	22, // 32: berth.services.containers.v1.Containers.Wait:input_type -> berth.services.containers.v1.WaitRequest
-	24, // 33: berth.services.containers.v1.Containers.Logs:input_type -> berth.services.containers.v1.LogsRequest
-	28, // 34: berth.services.containers.v1.Containers.Attach:input_type -> berth.services.containers.v1.AttachInput
-	30, // 35: berth.services.containers.v1.Containers.Exec:input_type -> berth.services.containers.v1.ExecInput
-	32, // 36: berth.services.containers.v1.Containers.Prune:input_type -> berth.services.containers.v1.PruneRequest
-	1,  // 37: berth.services.containers.v1.Containers.Pause:input_type -> berth.services.containers.v1.PauseRequest
-	1,  // 38: berth.services.containers.v1.Containers.Unpause:input_type -> berth.services.containers.v1.PauseRequest
-	2,  // 39: berth.services.containers.v1.Containers.Rename:input_type -> berth.services.containers.v1.RenameRequest
-	3,  // 40: berth.services.containers.v1.Containers.Top:input_type -> berth.services.containers.v1.TopRequest
-	34, // 41: berth.services.containers.v1.Containers.Stats:input_type -> berth.services.containers.v1.StatsRequest
-	10, // 42: berth.services.containers.v1.Containers.Create:output_type -> berth.services.containers.v1.CreateResponse
-	39, // 43: berth.services.containers.v1.Containers.Start:output_type -> google.protobuf.Empty
-	39, // 44: berth.services.containers.v1.Containers.Stop:output_type -> google.protobuf.Empty
-	39, // 45: berth.services.containers.v1.Containers.Kill:output_type -> google.protobuf.Empty
-	39, // 46: berth.services.containers.v1.Containers.Remove:output_type -> google.protobuf.Empty
-	16, // 47: berth.services.containers.v1.Containers.List:output_type -> berth.services.containers.v1.ListResponse
-	21, // 48: berth.services.containers.v1.Containers.Get:output_type -> berth.services.containers.v1.GetResponse
-	23, // 49: berth.services.containers.v1.Containers.Wait:output_type -> berth.services.containers.v1.WaitResponse
-	25, // 50: berth.services.containers.v1.Containers.Logs:output_type -> berth.services.containers.v1.LogEntry
-	31, // 51: berth.services.containers.v1.Containers.Attach:output_type -> berth.services.containers.v1.AttachOutput
-	31, // 52: berth.services.containers.v1.Containers.Exec:output_type -> berth.services.containers.v1.AttachOutput
-	33, // 53: berth.services.containers.v1.Containers.Prune:output_type -> berth.services.containers.v1.PruneResponse
-	39, // 54: berth.services.containers.v1.Containers.Pause:output_type -> google.protobuf.Empty
-	39, // 55: berth.services.containers.v1.Containers.Unpause:output_type -> google.protobuf.Empty
-	39, // 56: berth.services.containers.v1.Containers.Rename:output_type -> google.protobuf.Empty
-	4,  // 57: berth.services.containers.v1.Containers.Top:output_type -> berth.services.containers.v1.TopResponse
-	35, // 58: berth.services.containers.v1.Containers.Stats:output_type -> berth.services.containers.v1.StatsEntry
-	42, // [42:59] is the sub-list for method output_type
-	25, // [25:42] is the sub-list for method input_type
-	25, // [25:25] is the sub-list for extension type_name
-	25, // [25:25] is the sub-list for extension extendee
-	0,  // [0:25] is the sub-list for field type_name
+	44, // 4: berth.services.containers.v1.Config.sysctls:type_name -> berth.services.containers.v1.Config.SysctlsEntry
+	45, // 5: berth.services.containers.v1.Config.log_opts:type_name -> berth.services.containers.v1.Config.LogOptsEntry
+	8,  // 6: berth.services.containers.v1.CreateRequest.config:type_name -> berth.services.containers.v1.Config
+	19, // 7: berth.services.containers.v1.ListResponse.containers:type_name -> berth.services.containers.v1.Container
+	46, // 8: berth.services.containers.v1.State.started_at:type_name -> google.protobuf.Timestamp
+	46, // 9: berth.services.containers.v1.State.finished_at:type_name -> google.protobuf.Timestamp
+	7,  // 10: berth.services.containers.v1.NetworkSettings.ports:type_name -> berth.services.containers.v1.PortBinding
+	46, // 11: berth.services.containers.v1.Container.created:type_name -> google.protobuf.Timestamp
+	8,  // 12: berth.services.containers.v1.Container.config:type_name -> berth.services.containers.v1.Config
+	17, // 13: berth.services.containers.v1.Container.state:type_name -> berth.services.containers.v1.State
+	18, // 14: berth.services.containers.v1.Container.network:type_name -> berth.services.containers.v1.NetworkSettings
+	19, // 15: berth.services.containers.v1.GetResponse.container:type_name -> berth.services.containers.v1.Container
+	46, // 16: berth.services.containers.v1.LogsRequest.since:type_name -> google.protobuf.Timestamp
+	46, // 17: berth.services.containers.v1.LogsRequest.until:type_name -> google.protobuf.Timestamp
+	0,  // 18: berth.services.containers.v1.LogEntry.stream:type_name -> berth.services.containers.v1.Stream
+	46, // 19: berth.services.containers.v1.LogEntry.time:type_name -> google.protobuf.Timestamp
+	26, // 20: berth.services.containers.v1.AttachInput.start:type_name -> berth.services.containers.v1.AttachStart
+	27, // 21: berth.services.containers.v1.AttachInput.resize:type_name -> berth.services.containers.v1.Resize
+	29, // 22: berth.services.containers.v1.ExecInput.start:type_name -> berth.services.containers.v1.ExecStart
+	27, // 23: berth.services.containers.v1.ExecInput.resize:type_name -> berth.services.containers.v1.Resize
+	25, // 24: berth.services.containers.v1.AttachOutput.data:type_name -> berth.services.containers.v1.LogEntry
+	46, // 25: berth.services.containers.v1.StatsEntry.read:type_name -> google.protobuf.Timestamp
+	46, // 26: berth.services.containers.v1.PathStat.mtime:type_name -> google.protobuf.Timestamp
+	39, // 27: berth.services.containers.v1.ArchiveChunk.stat:type_name -> berth.services.containers.v1.PathStat
+	41, // 28: berth.services.containers.v1.CopyToRequest.options:type_name -> berth.services.containers.v1.CopyToOptions
+	9,  // 29: berth.services.containers.v1.Containers.Create:input_type -> berth.services.containers.v1.CreateRequest
+	11, // 30: berth.services.containers.v1.Containers.Start:input_type -> berth.services.containers.v1.StartRequest
+	12, // 31: berth.services.containers.v1.Containers.Stop:input_type -> berth.services.containers.v1.StopRequest
+	13, // 32: berth.services.containers.v1.Containers.Kill:input_type -> berth.services.containers.v1.KillRequest
+	14, // 33: berth.services.containers.v1.Containers.Remove:input_type -> berth.services.containers.v1.RemoveRequest
+	15, // 34: berth.services.containers.v1.Containers.List:input_type -> berth.services.containers.v1.ListRequest
+	20, // 35: berth.services.containers.v1.Containers.Get:input_type -> berth.services.containers.v1.GetRequest
+	22, // 36: berth.services.containers.v1.Containers.Wait:input_type -> berth.services.containers.v1.WaitRequest
+	24, // 37: berth.services.containers.v1.Containers.Logs:input_type -> berth.services.containers.v1.LogsRequest
+	28, // 38: berth.services.containers.v1.Containers.Attach:input_type -> berth.services.containers.v1.AttachInput
+	30, // 39: berth.services.containers.v1.Containers.Exec:input_type -> berth.services.containers.v1.ExecInput
+	32, // 40: berth.services.containers.v1.Containers.Prune:input_type -> berth.services.containers.v1.PruneRequest
+	1,  // 41: berth.services.containers.v1.Containers.Pause:input_type -> berth.services.containers.v1.PauseRequest
+	1,  // 42: berth.services.containers.v1.Containers.Unpause:input_type -> berth.services.containers.v1.PauseRequest
+	2,  // 43: berth.services.containers.v1.Containers.Rename:input_type -> berth.services.containers.v1.RenameRequest
+	3,  // 44: berth.services.containers.v1.Containers.Top:input_type -> berth.services.containers.v1.TopRequest
+	34, // 45: berth.services.containers.v1.Containers.Stats:input_type -> berth.services.containers.v1.StatsRequest
+	36, // 46: berth.services.containers.v1.Containers.Commit:input_type -> berth.services.containers.v1.CommitRequest
+	38, // 47: berth.services.containers.v1.Containers.CopyFrom:input_type -> berth.services.containers.v1.CopyFromRequest
+	42, // 48: berth.services.containers.v1.Containers.CopyTo:input_type -> berth.services.containers.v1.CopyToRequest
+	10, // 49: berth.services.containers.v1.Containers.Create:output_type -> berth.services.containers.v1.CreateResponse
+	47, // 50: berth.services.containers.v1.Containers.Start:output_type -> google.protobuf.Empty
+	47, // 51: berth.services.containers.v1.Containers.Stop:output_type -> google.protobuf.Empty
+	47, // 52: berth.services.containers.v1.Containers.Kill:output_type -> google.protobuf.Empty
+	47, // 53: berth.services.containers.v1.Containers.Remove:output_type -> google.protobuf.Empty
+	16, // 54: berth.services.containers.v1.Containers.List:output_type -> berth.services.containers.v1.ListResponse
+	21, // 55: berth.services.containers.v1.Containers.Get:output_type -> berth.services.containers.v1.GetResponse
+	23, // 56: berth.services.containers.v1.Containers.Wait:output_type -> berth.services.containers.v1.WaitResponse
+	25, // 57: berth.services.containers.v1.Containers.Logs:output_type -> berth.services.containers.v1.LogEntry
+	31, // 58: berth.services.containers.v1.Containers.Attach:output_type -> berth.services.containers.v1.AttachOutput
+	31, // 59: berth.services.containers.v1.Containers.Exec:output_type -> berth.services.containers.v1.AttachOutput
+	33, // 60: berth.services.containers.v1.Containers.Prune:output_type -> berth.services.containers.v1.PruneResponse
+	47, // 61: berth.services.containers.v1.Containers.Pause:output_type -> google.protobuf.Empty
+	47, // 62: berth.services.containers.v1.Containers.Unpause:output_type -> google.protobuf.Empty
+	47, // 63: berth.services.containers.v1.Containers.Rename:output_type -> google.protobuf.Empty
+	4,  // 64: berth.services.containers.v1.Containers.Top:output_type -> berth.services.containers.v1.TopResponse
+	35, // 65: berth.services.containers.v1.Containers.Stats:output_type -> berth.services.containers.v1.StatsEntry
+	37, // 66: berth.services.containers.v1.Containers.Commit:output_type -> berth.services.containers.v1.CommitResponse
+	40, // 67: berth.services.containers.v1.Containers.CopyFrom:output_type -> berth.services.containers.v1.ArchiveChunk
+	47, // 68: berth.services.containers.v1.Containers.CopyTo:output_type -> google.protobuf.Empty
+	49, // [49:69] is the sub-list for method output_type
+	29, // [29:49] is the sub-list for method input_type
+	29, // [29:29] is the sub-list for extension type_name
+	29, // [29:29] is the sub-list for extension extendee
+	0,  // [0:29] is the sub-list for field type_name
 }
 
 func init() { file_services_containers_v1_containers_proto_init() }
@@ -3251,13 +3821,17 @@ func file_services_containers_v1_containers_proto_init() {
 		(*AttachOutput_Data)(nil),
 		(*AttachOutput_ExitCode)(nil),
 	}
+	file_services_containers_v1_containers_proto_msgTypes[41].OneofWrappers = []any{
+		(*CopyToRequest_Options)(nil),
+		(*CopyToRequest_Data)(nil),
+	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_services_containers_v1_containers_proto_rawDesc), len(file_services_containers_v1_containers_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   37,
+			NumMessages:   45,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

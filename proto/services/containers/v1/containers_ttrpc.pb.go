@@ -26,6 +26,9 @@ type ContainersService interface {
 	Rename(context.Context, *RenameRequest) (*emptypb.Empty, error)
 	Top(context.Context, *TopRequest) (*TopResponse, error)
 	Stats(context.Context, *StatsRequest, Containers_StatsServer) error
+	Commit(context.Context, *CommitRequest) (*CommitResponse, error)
+	CopyFrom(context.Context, *CopyFromRequest, Containers_CopyFromServer) error
+	CopyTo(context.Context, Containers_CopyToServer) (*emptypb.Empty, error)
 }
 
 type Containers_LogsServer interface {
@@ -96,6 +99,36 @@ type containersStatsServer struct {
 
 func (x *containersStatsServer) Send(m *StatsEntry) error {
 	return x.StreamServer.SendMsg(m)
+}
+
+type Containers_CopyFromServer interface {
+	Send(*ArchiveChunk) error
+	ttrpc.StreamServer
+}
+
+type containersCopyFromServer struct {
+	ttrpc.StreamServer
+}
+
+func (x *containersCopyFromServer) Send(m *ArchiveChunk) error {
+	return x.StreamServer.SendMsg(m)
+}
+
+type Containers_CopyToServer interface {
+	Recv() (*CopyToRequest, error)
+	ttrpc.StreamServer
+}
+
+type containersCopyToServer struct {
+	ttrpc.StreamServer
+}
+
+func (x *containersCopyToServer) Recv() (*CopyToRequest, error) {
+	m := new(CopyToRequest)
+	if err := x.StreamServer.RecvMsg(m); err != nil {
+		return nil, err
+	}
+	return m, nil
 }
 
 func RegisterContainersService(srv *ttrpc.Server, svc ContainersService) {
@@ -192,6 +225,13 @@ func RegisterContainersService(srv *ttrpc.Server, svc ContainersService) {
 				}
 				return svc.Top(ctx, &req)
 			},
+			"Commit": func(ctx context.Context, unmarshal func(interface{}) error) (interface{}, error) {
+				var req CommitRequest
+				if err := unmarshal(&req); err != nil {
+					return nil, err
+				}
+				return svc.Commit(ctx, &req)
+			},
 		},
 		Streams: map[string]ttrpc.Stream{
 			"Logs": {
@@ -230,6 +270,24 @@ func RegisterContainersService(srv *ttrpc.Server, svc ContainersService) {
 				StreamingClient: false,
 				StreamingServer: true,
 			},
+			"CopyFrom": {
+				Handler: func(ctx context.Context, stream ttrpc.StreamServer) (interface{}, error) {
+					m := new(CopyFromRequest)
+					if err := stream.RecvMsg(m); err != nil {
+						return nil, err
+					}
+					return nil, svc.CopyFrom(ctx, m, &containersCopyFromServer{stream})
+				},
+				StreamingClient: false,
+				StreamingServer: true,
+			},
+			"CopyTo": {
+				Handler: func(ctx context.Context, stream ttrpc.StreamServer) (interface{}, error) {
+					return svc.CopyTo(ctx, &containersCopyToServer{stream})
+				},
+				StreamingClient: true,
+				StreamingServer: false,
+			},
 		},
 	})
 }
@@ -252,6 +310,9 @@ type ContainersClient interface {
 	Rename(context.Context, *RenameRequest) (*emptypb.Empty, error)
 	Top(context.Context, *TopRequest) (*TopResponse, error)
 	Stats(context.Context, *StatsRequest) (Containers_StatsClient, error)
+	Commit(context.Context, *CommitRequest) (*CommitResponse, error)
+	CopyFrom(context.Context, *CopyFromRequest) (Containers_CopyFromClient, error)
+	CopyTo(context.Context) (Containers_CopyToClient, error)
 }
 
 type containersClient struct {
@@ -488,6 +549,80 @@ type containersStatsClient struct {
 
 func (x *containersStatsClient) Recv() (*StatsEntry, error) {
 	m := new(StatsEntry)
+	if err := x.ClientStream.RecvMsg(m); err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
+func (c *containersClient) Commit(ctx context.Context, req *CommitRequest) (*CommitResponse, error) {
+	var resp CommitResponse
+	if err := c.client.Call(ctx, "berth.services.containers.v1.Containers", "Commit", req, &resp); err != nil {
+		return nil, err
+	}
+	return &resp, nil
+}
+
+func (c *containersClient) CopyFrom(ctx context.Context, req *CopyFromRequest) (Containers_CopyFromClient, error) {
+	stream, err := c.client.NewStream(ctx, &ttrpc.StreamDesc{
+		StreamingClient: false,
+		StreamingServer: true,
+	}, "berth.services.containers.v1.Containers", "CopyFrom", req)
+	if err != nil {
+		return nil, err
+	}
+	x := &containersCopyFromClient{stream}
+	return x, nil
+}
+
+type Containers_CopyFromClient interface {
+	Recv() (*ArchiveChunk, error)
+	ttrpc.ClientStream
+}
+
+type containersCopyFromClient struct {
+	ttrpc.ClientStream
+}
+
+func (x *containersCopyFromClient) Recv() (*ArchiveChunk, error) {
+	m := new(ArchiveChunk)
+	if err := x.ClientStream.RecvMsg(m); err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
+func (c *containersClient) CopyTo(ctx context.Context) (Containers_CopyToClient, error) {
+	stream, err := c.client.NewStream(ctx, &ttrpc.StreamDesc{
+		StreamingClient: true,
+		StreamingServer: false,
+	}, "berth.services.containers.v1.Containers", "CopyTo", nil)
+	if err != nil {
+		return nil, err
+	}
+	x := &containersCopyToClient{stream}
+	return x, nil
+}
+
+type Containers_CopyToClient interface {
+	Send(*CopyToRequest) error
+	CloseAndRecv() (*emptypb.Empty, error)
+	ttrpc.ClientStream
+}
+
+type containersCopyToClient struct {
+	ttrpc.ClientStream
+}
+
+func (x *containersCopyToClient) Send(m *CopyToRequest) error {
+	return x.ClientStream.SendMsg(m)
+}
+
+func (x *containersCopyToClient) CloseAndRecv() (*emptypb.Empty, error) {
+	if err := x.ClientStream.CloseSend(); err != nil {
+		return nil, err
+	}
+	m := new(emptypb.Empty)
 	if err := x.ClientStream.RecvMsg(m); err != nil {
 		return nil, err
 	}
