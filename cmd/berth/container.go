@@ -35,6 +35,7 @@ func newContainerCommand(b *cli.CLI) *cobra.Command {
 		newUnpauseCommand(b),
 		newRenameCommand(b),
 		newTopCommand(b),
+		newUpdateCommand(b),
 		newStatsCommand(b),
 		newCommitCommand(b),
 		newCpCommand(b),

@@ -110,6 +110,7 @@ func newRootCommand(b *cli.CLI) *cobra.Command {
 		newStatsCommand(b),
 		newCommitCommand(b),
 		newCpCommand(b),
+		newUpdateCommand(b),
 		newRmCommand(b, "rm"),
 		newPsCommand(b, "ps"),
 		newInspectCommand(b, ""),

@@ -649,3 +649,28 @@ func TestLogRotation(t *testing.T) {
 		t.Errorf("an unknown --log-opt: %v", r)
 	}
 }
+
+// TestUpdate: update changes a running container's memory limit in its
+// cgroup at once, and its restart policy.
+func TestUpdate(t *testing.T) {
+	d := containerDaemon(t, options{})
+	d.run("run", "-d", "--name", "limited", "-m", "64m", image, "sleep", "1000")
+	limit := func() string {
+		return strings.TrimSpace(d.run("exec", "limited", "sh", "-c", "cat /sys/fs/cgroup/memory/memory.limit_in_bytes 2>/dev/null || cat /sys/fs/cgroup/memory.max"))
+	}
+	if got := limit(); got != "67108864" {
+		t.Fatalf("memory limit before update: %s", got)
+	}
+	if out := d.run("update", "-m", "128m", "--restart", "always", "limited"); out != "limited\n" {
+		t.Errorf("update printed %q", out)
+	}
+	if got := limit(); got != "134217728" {
+		t.Errorf("memory limit after update: %s, want 134217728", got)
+	}
+	if out := d.run("inspect", "-f", "{{.HostConfig.Memory}} {{.HostConfig.RestartPolicy.Name}}", "limited"); out != "134217728 always\n" {
+		t.Errorf("inspect after update: %q", out)
+	}
+	if r := d.berth("", "update", "-m", "1k", "limited"); r.code == 0 || !strings.Contains(r.stderr, "too small") {
+		t.Errorf("update to 1k: %v", r)
+	}
+}

@@ -383,6 +383,17 @@ var cgroup2Only = func() bool {
 	return err == nil
 }
 
+// Resources are the cgroup limits of o alone (memory, CPU, pids), checked
+// as Generate checks them: what `update` changes on a running container.
+func Resources(o Options) (*specs.LinuxResources, error) {
+	r, err := resources(o)
+	if err != nil {
+		return nil, err
+	}
+	r.Devices = nil
+	return r, nil
+}
+
 func resources(o Options) (*specs.LinuxResources, error) {
 	r := &specs.LinuxResources{Devices: defaultDeviceRules()}
 	if o.Privileged {

@@ -366,3 +366,11 @@ func (t *trackedContainers) CopyTo(ctx context.Context, s containersv1.Container
 	})
 	return resp, err
 }
+
+func (c *Containers) Update(ctx context.Context, req *containersv1.UpdateRequest) (*emptypb.Empty, error) {
+	return &emptypb.Empty{}, c.svc.Update(ctx, req)
+}
+
+func (t *trackedContainers) Update(ctx context.Context, req *containersv1.UpdateRequest) (*emptypb.Empty, error) {
+	return t.svc.Update(ctx, req)
+}

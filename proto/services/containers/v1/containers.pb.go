@@ -3337,6 +3337,98 @@ func (*CopyToRequest_Options) isCopyToRequest_Payload() {}
 
 func (*CopyToRequest_Data) isCopyToRequest_Payload() {}
 
+type UpdateRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	Memory        *int64                 `protobuf:"varint,2,opt,name=memory,proto3,oneof" json:"memory,omitempty"`
+	MemorySwap    *int64                 `protobuf:"varint,3,opt,name=memory_swap,json=memorySwap,proto3,oneof" json:"memory_swap,omitempty"`
+	NanoCpus      *int64                 `protobuf:"varint,4,opt,name=nano_cpus,json=nanoCpus,proto3,oneof" json:"nano_cpus,omitempty"`
+	CpuShares     *int64                 `protobuf:"varint,5,opt,name=cpu_shares,json=cpuShares,proto3,oneof" json:"cpu_shares,omitempty"`
+	PidsLimit     *int64                 `protobuf:"varint,6,opt,name=pids_limit,json=pidsLimit,proto3,oneof" json:"pids_limit,omitempty"`
+	RestartPolicy *string                `protobuf:"bytes,7,opt,name=restart_policy,json=restartPolicy,proto3,oneof" json:"restart_policy,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UpdateRequest) Reset() {
+	*x = UpdateRequest{}
+	mi := &file_services_containers_v1_containers_proto_msgTypes[42]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UpdateRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UpdateRequest) ProtoMessage() {}
+
+func (x *UpdateRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_services_containers_v1_containers_proto_msgTypes[42]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UpdateRequest.ProtoReflect.Descriptor instead.
+func (*UpdateRequest) Descriptor() ([]byte, []int) {
+	return file_services_containers_v1_containers_proto_rawDescGZIP(), []int{42}
+}
+
+func (x *UpdateRequest) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *UpdateRequest) GetMemory() int64 {
+	if x != nil && x.Memory != nil {
+		return *x.Memory
+	}
+	return 0
+}
+
+func (x *UpdateRequest) GetMemorySwap() int64 {
+	if x != nil && x.MemorySwap != nil {
+		return *x.MemorySwap
+	}
+	return 0
+}
+
+func (x *UpdateRequest) GetNanoCpus() int64 {
+	if x != nil && x.NanoCpus != nil {
+		return *x.NanoCpus
+	}
+	return 0
+}
+
+func (x *UpdateRequest) GetCpuShares() int64 {
+	if x != nil && x.CpuShares != nil {
+		return *x.CpuShares
+	}
+	return 0
+}
+
+func (x *UpdateRequest) GetPidsLimit() int64 {
+	if x != nil && x.PidsLimit != nil {
+		return *x.PidsLimit
+	}
+	return 0
+}
+
+func (x *UpdateRequest) GetRestartPolicy() string {
+	if x != nil && x.RestartPolicy != nil {
+		return *x.RestartPolicy
+	}
+	return ""
+}
+
 var File_services_containers_v1_containers_proto protoreflect.FileDescriptor
 
 const file_services_containers_v1_containers_proto_rawDesc = "" +
@@ -3629,11 +3721,29 @@ const file_services_containers_v1_containers_proto_rawDesc = "" +
 	"\rCopyToRequest\x12G\n" +
 	"\aoptions\x18\x01 \x01(\v2+.berth.services.containers.v1.CopyToOptionsH\x00R\aoptions\x12\x14\n" +
 	"\x04data\x18\x02 \x01(\fH\x00R\x04dataB\t\n" +
-	"\apayload*F\n" +
+	"\apayload\"\xd2\x02\n" +
+	"\rUpdateRequest\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1b\n" +
+	"\x06memory\x18\x02 \x01(\x03H\x00R\x06memory\x88\x01\x01\x12$\n" +
+	"\vmemory_swap\x18\x03 \x01(\x03H\x01R\n" +
+	"memorySwap\x88\x01\x01\x12 \n" +
+	"\tnano_cpus\x18\x04 \x01(\x03H\x02R\bnanoCpus\x88\x01\x01\x12\"\n" +
+	"\n" +
+	"cpu_shares\x18\x05 \x01(\x03H\x03R\tcpuShares\x88\x01\x01\x12\"\n" +
+	"\n" +
+	"pids_limit\x18\x06 \x01(\x03H\x04R\tpidsLimit\x88\x01\x01\x12*\n" +
+	"\x0erestart_policy\x18\a \x01(\tH\x05R\rrestartPolicy\x88\x01\x01B\t\n" +
+	"\a_memoryB\x0e\n" +
+	"\f_memory_swapB\f\n" +
+	"\n" +
+	"_nano_cpusB\r\n" +
+	"\v_cpu_sharesB\r\n" +
+	"\v_pids_limitB\x11\n" +
+	"\x0f_restart_policy*F\n" +
 	"\x06Stream\x12\x16\n" +
 	"\x12STREAM_UNSPECIFIED\x10\x00\x12\x11\n" +
 	"\rSTREAM_STDOUT\x10\x01\x12\x11\n" +
-	"\rSTREAM_STDERR\x10\x022\x89\x0e\n" +
+	"\rSTREAM_STDERR\x10\x022\xd8\x0e\n" +
 	"\n" +
 	"Containers\x12c\n" +
 	"\x06Create\x12+.berth.services.containers.v1.CreateRequest\x1a,.berth.services.containers.v1.CreateResponse\x12K\n" +
@@ -3651,7 +3761,8 @@ const file_services_containers_v1_containers_proto_rawDesc = "" +
 	"\x05Pause\x12*.berth.services.containers.v1.PauseRequest\x1a\x16.google.protobuf.Empty\x12M\n" +
 	"\aUnpause\x12*.berth.services.containers.v1.PauseRequest\x1a\x16.google.protobuf.Empty\x12M\n" +
 	"\x06Rename\x12+.berth.services.containers.v1.RenameRequest\x1a\x16.google.protobuf.Empty\x12Z\n" +
-	"\x03Top\x12(.berth.services.containers.v1.TopRequest\x1a).berth.services.containers.v1.TopResponse\x12_\n" +
+	"\x03Top\x12(.berth.services.containers.v1.TopRequest\x1a).berth.services.containers.v1.TopResponse\x12M\n" +
+	"\x06Update\x12+.berth.services.containers.v1.UpdateRequest\x1a\x16.google.protobuf.Empty\x12_\n" +
 	"\x05Stats\x12*.berth.services.containers.v1.StatsRequest\x1a(.berth.services.containers.v1.StatsEntry0\x01\x12c\n" +
 	"\x06Commit\x12+.berth.services.containers.v1.CommitRequest\x1a,.berth.services.containers.v1.CommitResponse\x12g\n" +
 	"\bCopyFrom\x12-.berth.services.containers.v1.CopyFromRequest\x1a*.berth.services.containers.v1.ArchiveChunk0\x01\x12O\n" +
@@ -3670,7 +3781,7 @@ func file_services_containers_v1_containers_proto_rawDescGZIP() []byte {
 }
 
 var file_services_containers_v1_containers_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_services_containers_v1_containers_proto_msgTypes = make([]protoimpl.MessageInfo, 45)
+var file_services_containers_v1_containers_proto_msgTypes = make([]protoimpl.MessageInfo, 46)
 var file_services_containers_v1_containers_proto_goTypes = []any{
 	(Stream)(0),                   // 0: berth.services.containers.v1.Stream
 	(*PauseRequest)(nil),          // 1: berth.services.containers.v1.PauseRequest
@@ -3715,40 +3826,41 @@ var file_services_containers_v1_containers_proto_goTypes = []any{
 	(*ArchiveChunk)(nil),          // 40: berth.services.containers.v1.ArchiveChunk
 	(*CopyToOptions)(nil),         // 41: berth.services.containers.v1.CopyToOptions
 	(*CopyToRequest)(nil),         // 42: berth.services.containers.v1.CopyToRequest
-	nil,                           // 43: berth.services.containers.v1.Config.LabelsEntry
-	nil,                           // 44: berth.services.containers.v1.Config.SysctlsEntry
-	nil,                           // 45: berth.services.containers.v1.Config.LogOptsEntry
-	(*timestamppb.Timestamp)(nil), // 46: google.protobuf.Timestamp
-	(*emptypb.Empty)(nil),         // 47: google.protobuf.Empty
+	(*UpdateRequest)(nil),         // 43: berth.services.containers.v1.UpdateRequest
+	nil,                           // 44: berth.services.containers.v1.Config.LabelsEntry
+	nil,                           // 45: berth.services.containers.v1.Config.SysctlsEntry
+	nil,                           // 46: berth.services.containers.v1.Config.LogOptsEntry
+	(*timestamppb.Timestamp)(nil), // 47: google.protobuf.Timestamp
+	(*emptypb.Empty)(nil),         // 48: google.protobuf.Empty
 }
 var file_services_containers_v1_containers_proto_depIdxs = []int32{
 	5,  // 0: berth.services.containers.v1.TopResponse.processes:type_name -> berth.services.containers.v1.TopProcess
-	43, // 1: berth.services.containers.v1.Config.labels:type_name -> berth.services.containers.v1.Config.LabelsEntry
+	44, // 1: berth.services.containers.v1.Config.labels:type_name -> berth.services.containers.v1.Config.LabelsEntry
 	6,  // 2: berth.services.containers.v1.Config.mounts:type_name -> berth.services.containers.v1.Mount
 	7,  // 3: berth.services.containers.v1.Config.ports:type_name -> berth.services.containers.v1.PortBinding
-	44, // 4: berth.services.containers.v1.Config.sysctls:type_name -> berth.services.containers.v1.Config.SysctlsEntry
-	45, // 5: berth.services.containers.v1.Config.log_opts:type_name -> berth.services.containers.v1.Config.LogOptsEntry
+	45, // 4: berth.services.containers.v1.Config.sysctls:type_name -> berth.services.containers.v1.Config.SysctlsEntry
+	46, // 5: berth.services.containers.v1.Config.log_opts:type_name -> berth.services.containers.v1.Config.LogOptsEntry
 	8,  // 6: berth.services.containers.v1.CreateRequest.config:type_name -> berth.services.containers.v1.Config
 	19, // 7: berth.services.containers.v1.ListResponse.containers:type_name -> berth.services.containers.v1.Container
-	46, // 8: berth.services.containers.v1.State.started_at:type_name -> google.protobuf.Timestamp
-	46, // 9: berth.services.containers.v1.State.finished_at:type_name -> google.protobuf.Timestamp
+	47, // 8: berth.services.containers.v1.State.started_at:type_name -> google.protobuf.Timestamp
+	47, // 9: berth.services.containers.v1.State.finished_at:type_name -> google.protobuf.Timestamp
 	7,  // 10: berth.services.containers.v1.NetworkSettings.ports:type_name -> berth.services.containers.v1.PortBinding
-	46, // 11: berth.services.containers.v1.Container.created:type_name -> google.protobuf.Timestamp
+	47, // 11: berth.services.containers.v1.Container.created:type_name -> google.protobuf.Timestamp
 	8,  // 12: berth.services.containers.v1.Container.config:type_name -> berth.services.containers.v1.Config
 	17, // 13: berth.services.containers.v1.Container.state:type_name -> berth.services.containers.v1.State
 	18, // 14: berth.services.containers.v1.Container.network:type_name -> berth.services.containers.v1.NetworkSettings
 	19, // 15: berth.services.containers.v1.GetResponse.container:type_name -> berth.services.containers.v1.Container
-	46, // 16: berth.services.containers.v1.LogsRequest.since:type_name -> google.protobuf.Timestamp
-	46, // 17: berth.services.containers.v1.LogsRequest.until:type_name -> google.protobuf.Timestamp
+	47, // 16: berth.services.containers.v1.LogsRequest.since:type_name -> google.protobuf.Timestamp
+	47, // 17: berth.services.containers.v1.LogsRequest.until:type_name -> google.protobuf.Timestamp
 	0,  // 18: berth.services.containers.v1.LogEntry.stream:type_name -> berth.services.containers.v1.Stream
-	46, // 19: berth.services.containers.v1.LogEntry.time:type_name -> google.protobuf.Timestamp
+	47, // 19: berth.services.containers.v1.LogEntry.time:type_name -> google.protobuf.Timestamp
 	26, // 20: berth.services.containers.v1.AttachInput.start:type_name -> berth.services.containers.v1.AttachStart
 	27, // 21: berth.services.containers.v1.AttachInput.resize:type_name -> berth.services.containers.v1.Resize
 	29, // 22: berth.services.containers.v1.ExecInput.start:type_name -> berth.services.containers.v1.ExecStart
 	27, // 23: berth.services.containers.v1.ExecInput.resize:type_name -> berth.services.containers.v1.Resize
 	25, // 24: berth.services.containers.v1.AttachOutput.data:type_name -> berth.services.containers.v1.LogEntry
-	46, // 25: berth.services.containers.v1.StatsEntry.read:type_name -> google.protobuf.Timestamp
-	46, // 26: berth.services.containers.v1.PathStat.mtime:type_name -> google.protobuf.Timestamp
+	47, // 25: berth.services.containers.v1.StatsEntry.read:type_name -> google.protobuf.Timestamp
+	47, // 26: berth.services.containers.v1.PathStat.mtime:type_name -> google.protobuf.Timestamp
 	39, // 27: berth.services.containers.v1.ArchiveChunk.stat:type_name -> berth.services.containers.v1.PathStat
 	41, // 28: berth.services.containers.v1.CopyToRequest.options:type_name -> berth.services.containers.v1.CopyToOptions
 	9,  // 29: berth.services.containers.v1.Containers.Create:input_type -> berth.services.containers.v1.CreateRequest
@@ -3767,32 +3879,34 @@ var file_services_containers_v1_containers_proto_depIdxs = []int32{
 	1,  // 42: berth.services.containers.v1.Containers.Unpause:input_type -> berth.services.containers.v1.PauseRequest
 	2,  // 43: berth.services.containers.v1.Containers.Rename:input_type -> berth.services.containers.v1.RenameRequest
 	3,  // 44: berth.services.containers.v1.Containers.Top:input_type -> berth.services.containers.v1.TopRequest
-	34, // 45: berth.services.containers.v1.Containers.Stats:input_type -> berth.services.containers.v1.StatsRequest
-	36, // 46: berth.services.containers.v1.Containers.Commit:input_type -> berth.services.containers.v1.CommitRequest
-	38, // 47: berth.services.containers.v1.Containers.CopyFrom:input_type -> berth.services.containers.v1.CopyFromRequest
-	42, // 48: berth.services.containers.v1.Containers.CopyTo:input_type -> berth.services.containers.v1.CopyToRequest
-	10, // 49: berth.services.containers.v1.Containers.Create:output_type -> berth.services.containers.v1.CreateResponse
-	47, // 50: berth.services.containers.v1.Containers.Start:output_type -> google.protobuf.Empty
-	47, // 51: berth.services.containers.v1.Containers.Stop:output_type -> google.protobuf.Empty
-	47, // 52: berth.services.containers.v1.Containers.Kill:output_type -> google.protobuf.Empty
-	47, // 53: berth.services.containers.v1.Containers.Remove:output_type -> google.protobuf.Empty
-	16, // 54: berth.services.containers.v1.Containers.List:output_type -> berth.services.containers.v1.ListResponse
-	21, // 55: berth.services.containers.v1.Containers.Get:output_type -> berth.services.containers.v1.GetResponse
-	23, // 56: berth.services.containers.v1.Containers.Wait:output_type -> berth.services.containers.v1.WaitResponse
-	25, // 57: berth.services.containers.v1.Containers.Logs:output_type -> berth.services.containers.v1.LogEntry
-	31, // 58: berth.services.containers.v1.Containers.Attach:output_type -> berth.services.containers.v1.AttachOutput
-	31, // 59: berth.services.containers.v1.Containers.Exec:output_type -> berth.services.containers.v1.AttachOutput
-	33, // 60: berth.services.containers.v1.Containers.Prune:output_type -> berth.services.containers.v1.PruneResponse
-	47, // 61: berth.services.containers.v1.Containers.Pause:output_type -> google.protobuf.Empty
-	47, // 62: berth.services.containers.v1.Containers.Unpause:output_type -> google.protobuf.Empty
-	47, // 63: berth.services.containers.v1.Containers.Rename:output_type -> google.protobuf.Empty
-	4,  // 64: berth.services.containers.v1.Containers.Top:output_type -> berth.services.containers.v1.TopResponse
-	35, // 65: berth.services.containers.v1.Containers.Stats:output_type -> berth.services.containers.v1.StatsEntry
-	37, // 66: berth.services.containers.v1.Containers.Commit:output_type -> berth.services.containers.v1.CommitResponse
-	40, // 67: berth.services.containers.v1.Containers.CopyFrom:output_type -> berth.services.containers.v1.ArchiveChunk
-	47, // 68: berth.services.containers.v1.Containers.CopyTo:output_type -> google.protobuf.Empty
-	49, // [49:69] is the sub-list for method output_type
-	29, // [29:49] is the sub-list for method input_type
+	43, // 45: berth.services.containers.v1.Containers.Update:input_type -> berth.services.containers.v1.UpdateRequest
+	34, // 46: berth.services.containers.v1.Containers.Stats:input_type -> berth.services.containers.v1.StatsRequest
+	36, // 47: berth.services.containers.v1.Containers.Commit:input_type -> berth.services.containers.v1.CommitRequest
+	38, // 48: berth.services.containers.v1.Containers.CopyFrom:input_type -> berth.services.containers.v1.CopyFromRequest
+	42, // 49: berth.services.containers.v1.Containers.CopyTo:input_type -> berth.services.containers.v1.CopyToRequest
+	10, // 50: berth.services.containers.v1.Containers.Create:output_type -> berth.services.containers.v1.CreateResponse
+	48, // 51: berth.services.containers.v1.Containers.Start:output_type -> google.protobuf.Empty
+	48, // 52: berth.services.containers.v1.Containers.Stop:output_type -> google.protobuf.Empty
+	48, // 53: berth.services.containers.v1.Containers.Kill:output_type -> google.protobuf.Empty
+	48, // 54: berth.services.containers.v1.Containers.Remove:output_type -> google.protobuf.Empty
+	16, // 55: berth.services.containers.v1.Containers.List:output_type -> berth.services.containers.v1.ListResponse
+	21, // 56: berth.services.containers.v1.Containers.Get:output_type -> berth.services.containers.v1.GetResponse
+	23, // 57: berth.services.containers.v1.Containers.Wait:output_type -> berth.services.containers.v1.WaitResponse
+	25, // 58: berth.services.containers.v1.Containers.Logs:output_type -> berth.services.containers.v1.LogEntry
+	31, // 59: berth.services.containers.v1.Containers.Attach:output_type -> berth.services.containers.v1.AttachOutput
+	31, // 60: berth.services.containers.v1.Containers.Exec:output_type -> berth.services.containers.v1.AttachOutput
+	33, // 61: berth.services.containers.v1.Containers.Prune:output_type -> berth.services.containers.v1.PruneResponse
+	48, // 62: berth.services.containers.v1.Containers.Pause:output_type -> google.protobuf.Empty
+	48, // 63: berth.services.containers.v1.Containers.Unpause:output_type -> google.protobuf.Empty
+	48, // 64: berth.services.containers.v1.Containers.Rename:output_type -> google.protobuf.Empty
+	4,  // 65: berth.services.containers.v1.Containers.Top:output_type -> berth.services.containers.v1.TopResponse
+	48, // 66: berth.services.containers.v1.Containers.Update:output_type -> google.protobuf.Empty
+	35, // 67: berth.services.containers.v1.Containers.Stats:output_type -> berth.services.containers.v1.StatsEntry
+	37, // 68: berth.services.containers.v1.Containers.Commit:output_type -> berth.services.containers.v1.CommitResponse
+	40, // 69: berth.services.containers.v1.Containers.CopyFrom:output_type -> berth.services.containers.v1.ArchiveChunk
+	48, // 70: berth.services.containers.v1.Containers.CopyTo:output_type -> google.protobuf.Empty
+	50, // [50:71] is the sub-list for method output_type
+	29, // [29:50] is the sub-list for method input_type
 	29, // [29:29] is the sub-list for extension type_name
 	29, // [29:29] is the sub-list for extension extendee
 	0,  // [0:29] is the sub-list for field type_name
@@ -3825,13 +3939,14 @@ func file_services_containers_v1_containers_proto_init() {
 		(*CopyToRequest_Options)(nil),
 		(*CopyToRequest_Data)(nil),
 	}
+	file_services_containers_v1_containers_proto_msgTypes[42].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_services_containers_v1_containers_proto_rawDesc), len(file_services_containers_v1_containers_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   45,
+			NumMessages:   46,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

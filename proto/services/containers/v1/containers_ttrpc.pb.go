@@ -25,6 +25,7 @@ type ContainersService interface {
 	Unpause(context.Context, *PauseRequest) (*emptypb.Empty, error)
 	Rename(context.Context, *RenameRequest) (*emptypb.Empty, error)
 	Top(context.Context, *TopRequest) (*TopResponse, error)
+	Update(context.Context, *UpdateRequest) (*emptypb.Empty, error)
 	Stats(context.Context, *StatsRequest, Containers_StatsServer) error
 	Commit(context.Context, *CommitRequest) (*CommitResponse, error)
 	CopyFrom(context.Context, *CopyFromRequest, Containers_CopyFromServer) error
@@ -225,6 +226,13 @@ func RegisterContainersService(srv *ttrpc.Server, svc ContainersService) {
 				}
 				return svc.Top(ctx, &req)
 			},
+			"Update": func(ctx context.Context, unmarshal func(interface{}) error) (interface{}, error) {
+				var req UpdateRequest
+				if err := unmarshal(&req); err != nil {
+					return nil, err
+				}
+				return svc.Update(ctx, &req)
+			},
 			"Commit": func(ctx context.Context, unmarshal func(interface{}) error) (interface{}, error) {
 				var req CommitRequest
 				if err := unmarshal(&req); err != nil {
@@ -309,6 +317,7 @@ type ContainersClient interface {
 	Unpause(context.Context, *PauseRequest) (*emptypb.Empty, error)
 	Rename(context.Context, *RenameRequest) (*emptypb.Empty, error)
 	Top(context.Context, *TopRequest) (*TopResponse, error)
+	Update(context.Context, *UpdateRequest) (*emptypb.Empty, error)
 	Stats(context.Context, *StatsRequest) (Containers_StatsClient, error)
 	Commit(context.Context, *CommitRequest) (*CommitResponse, error)
 	CopyFrom(context.Context, *CopyFromRequest) (Containers_CopyFromClient, error)
@@ -521,6 +530,14 @@ func (c *containersClient) Rename(ctx context.Context, req *RenameRequest) (*emp
 func (c *containersClient) Top(ctx context.Context, req *TopRequest) (*TopResponse, error) {
 	var resp TopResponse
 	if err := c.client.Call(ctx, "berth.services.containers.v1.Containers", "Top", req, &resp); err != nil {
+		return nil, err
+	}
+	return &resp, nil
+}
+
+func (c *containersClient) Update(ctx context.Context, req *UpdateRequest) (*emptypb.Empty, error) {
+	var resp emptypb.Empty
+	if err := c.client.Call(ctx, "berth.services.containers.v1.Containers", "Update", req, &resp); err != nil {
 		return nil, err
 	}
 	return &resp, nil
