@@ -13,7 +13,7 @@ func newLoginCommand(b *cli.CLI) *cobra.Command {
 		Short: "Store the credentials of a registry for pull and push (in $" + cli.ConfigEnv + "/config.json, default ~/.berth)",
 		Args:  rangeArgs(0, 1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return b.Login(arg(args, 0), opts)
+			return b.Login(cmd.Context(), arg(args, 0), opts)
 		},
 	}
 	f := cmd.Flags()

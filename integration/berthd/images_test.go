@@ -286,6 +286,15 @@ func TestLoginPullPush(t *testing.T) {
 	if r := run("", "pull", ref); r.code != 1 || !strings.Contains(r.stderr, "Error response from daemon:") {
 		t.Errorf("anonymous pull from a registry that wants credentials: %v", r)
 	}
+	// A wrong password is refused by the registry, and nothing is stored.
+	if r := run("wrong\n", "login", "-u", user, "--password-stdin", front); r.code != 1 || !strings.Contains(r.stderr, "wrong username or password") {
+		t.Errorf("login with a wrong password: %v", r)
+	}
+	if _, err := os.Stat(filepath.Join(d.dir, "client", "config.json")); err == nil {
+		if b, _ := os.ReadFile(filepath.Join(d.dir, "client", "config.json")); strings.Contains(string(b), front) {
+			t.Errorf("a refused login was stored:\n%s", b)
+		}
+	}
 	if r := run(pass+"\n", "login", "-u", user, "--password-stdin", front); r.code != 0 || !strings.Contains(r.stdout, "Login Succeeded") {
 		t.Fatalf("login: %v", r)
 	}

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"bufio"
+	"context"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -141,7 +142,7 @@ type LoginOptions struct {
 // Login stores credentials for server (Docker Hub if empty) in
 // config.json, where pull and push find them. The registry checks them
 // at the next pull or push.
-func (cli *CLI) Login(server string, opts LoginOptions) error {
+func (cli *CLI) Login(ctx context.Context, server string, opts LoginOptions) error {
 	if opts.PasswordStdin {
 		if opts.Username == "" {
 			return &UsageError{Err: errors.New("Must provide --username with --password-stdin")} //nolint:staticcheck // docker's words
@@ -160,6 +161,23 @@ func (cli *CLI) Login(server string, opts LoginOptions) error {
 	if opts.Username == "" || opts.Password == "" {
 		return errors.New("Error: Cannot perform an interactive login from a non TTY device") //nolint:staticcheck // docker's words
 	}
+	// As docker's: the daemon checks the credentials with the registry
+	// before the client keeps them.
+	d, err := cli.client(ctx)
+	if err != nil {
+		return err
+	}
+	if _, err := d.Images().CheckLogin(ctx, &imagesv1.CheckLoginRequest{
+		Server: server, Auth: &imagesv1.RegistryAuth{Username: opts.Username, Password: opts.Password},
+	}); err != nil {
+		return err
+	}
+	return cli.saveLogin(server, opts)
+}
+
+// saveLogin keeps checked credentials in config.json, as docker's client
+// does.
+func (cli *CLI) saveLogin(server string, opts LoginOptions) error {
 	c, err := loadConfig()
 	if err != nil {
 		return err

@@ -20,7 +20,8 @@ func TestLoginLogoutConfig(t *testing.T) {
 	}
 	var out, errOut bytes.Buffer
 	cli := &CLI{In: strings.NewReader("s3cret\n"), Out: &out, Err: &errOut}
-	if err := cli.Login("127.0.0.1:5000", LoginOptions{Username: "me", PasswordStdin: true}); err != nil {
+	// What login keeps once the daemon has checked the credentials.
+	if err := cli.saveLogin("127.0.0.1:5000", LoginOptions{Username: "me", Password: "s3cret"}); err != nil {
 		t.Fatal(err)
 	}
 	if !strings.Contains(out.String(), "Login Succeeded") {
@@ -55,7 +56,7 @@ func TestLoginLogoutConfig(t *testing.T) {
 	if err := cli.Logout("127.0.0.1:5000"); err != nil || out.String() != "Not logged in to 127.0.0.1:5000\n" {
 		t.Errorf("second logout: %v %q", err, out.String())
 	}
-	if err := (&CLI{In: strings.NewReader("x"), Out: &out, Err: &errOut}).Login("", LoginOptions{PasswordStdin: true}); ExitCode(err) != ExitUsage {
+	if err := (&CLI{In: strings.NewReader("x"), Out: &out, Err: &errOut}).Login(t.Context(), "", LoginOptions{PasswordStdin: true}); ExitCode(err) != ExitUsage {
 		t.Errorf("--password-stdin without --username: %v", err)
 	}
 }

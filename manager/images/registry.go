@@ -344,14 +344,10 @@ func registryErr(subject, domain string, err error) error {
 	return fmt.Errorf("%sregistry %s: %w", subject, domain, err)
 }
 
-// Login checks the credentials against the registry (server: a host[:port]
-// or docker.io) and stores them in the config file for later pulls and
-// pushes. An identity token the registry hands out is not kept: berth
-// stores what it was given.
-func (s *Service) Login(ctx context.Context, server string, creds Credentials) error {
-	if s.cfg.AuthFile == "" {
-		return fmt.Errorf("login: berthd has no credentials file configured: %w", errdefs.ErrFailedPrecondition)
-	}
+// CheckLogin checks the credentials against the registry (server: a
+// host[:port] or docker.io, "" for Docker Hub), as `docker login` has the
+// daemon do before the client stores them. Wrong ones are Unauthenticated.
+func (s *Service) CheckLogin(ctx context.Context, server string, creds Credentials) error {
 	server = loginServer(server)
 	var opts []name.Option
 	if s.allowHTTP(server) {
@@ -363,9 +359,16 @@ func (s *Service) Login(ctx context.Context, server string, creds Credentials) e
 	}
 	auth := authn.FromConfig(authn.AuthConfig{Username: creds.Username, Password: creds.Password, IdentityToken: creds.IdentityToken, RegistryToken: creds.RegistryToken})
 	r := Reference{Domain: server, Path: "login"}
+	refused := func(err error) error {
+		err = registryError(r, err)
+		if errdefs.IsUnauthorized(err) || errdefs.IsPermissionDenied(err) {
+			return fmt.Errorf("login to %s: wrong username or password: %w", server, errdefs.ErrUnauthenticated)
+		}
+		return err
+	}
 	t, err := transport.NewWithContext(ctx, reg, auth, s.transport, []string{reg.Scope("")})
 	if err != nil {
-		return registryError(r, err)
+		return refused(err)
 	}
 	// A basic-auth registry only checks on a request.
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, reg.Scheme()+"://"+reg.RegistryStr()+"/v2/", nil)
@@ -374,7 +377,7 @@ func (s *Service) Login(ctx context.Context, server string, creds Credentials) e
 	}
 	resp, err := (&http.Client{Transport: t}).Do(req)
 	if err != nil {
-		return registryError(r, err)
+		return refused(err)
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode == http.StatusUnauthorized || resp.StatusCode == http.StatusForbidden {
@@ -383,6 +386,20 @@ func (s *Service) Login(ctx context.Context, server string, creds Credentials) e
 	if err := transport.CheckError(resp, http.StatusOK); err != nil {
 		return registryError(r, err)
 	}
+	return nil
+}
+
+// Login checks the credentials against the registry (CheckLogin) and
+// stores them in the config file for later pulls and pushes. An identity
+// token the registry hands out is not kept: berth stores what it was given.
+func (s *Service) Login(ctx context.Context, server string, creds Credentials) error {
+	if s.cfg.AuthFile == "" {
+		return fmt.Errorf("login: berthd has no credentials file configured: %w", errdefs.ErrFailedPrecondition)
+	}
+	if err := s.CheckLogin(ctx, server, creds); err != nil {
+		return err
+	}
+	server = loginServer(server)
 	cf, err := fileKeychain{s.cfg.AuthFile}.load()
 	if err != nil {
 		return err

@@ -615,3 +615,12 @@ func globMatch(pattern, s string) bool {
 	ok, err := path.Match(pattern, s)
 	return err == nil && ok
 }
+
+// CheckLogin implements imagesv1.ImagesService.
+func (s *Images) CheckLogin(ctx context.Context, req *imagesv1.CheckLoginRequest) (*emptypb.Empty, error) {
+	creds := credentials(req.GetAuth())
+	if creds == nil {
+		return nil, fmt.Errorf("login: no credentials given: %w", errdefs.ErrInvalidArgument)
+	}
+	return &emptypb.Empty{}, s.svc.CheckLogin(ctx, req.GetServer(), *creds)
+}

@@ -74,3 +74,7 @@ func (i *trackedImages) Remove(ctx context.Context, req *imagesv1.RemoveRequest)
 func (i *trackedImages) Prune(ctx context.Context, req *imagesv1.PruneRequest) (*imagesv1.PruneResponse, error) {
 	return i.svc.Prune(ctx, req)
 }
+
+func (i *trackedImages) CheckLogin(ctx context.Context, req *imagesv1.CheckLoginRequest) (*emptypb.Empty, error) {
+	return i.svc.CheckLogin(ctx, req)
+}

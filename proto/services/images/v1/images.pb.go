@@ -273,6 +273,58 @@ func (ImportKind) EnumDescriptor() ([]byte, []int) {
 	return file_services_images_v1_images_proto_rawDescGZIP(), []int{3}
 }
 
+type CheckLoginRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Server        string                 `protobuf:"bytes,1,opt,name=server,proto3" json:"server,omitempty"` // host[:port]; empty is Docker Hub
+	Auth          *RegistryAuth          `protobuf:"bytes,2,opt,name=auth,proto3" json:"auth,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CheckLoginRequest) Reset() {
+	*x = CheckLoginRequest{}
+	mi := &file_services_images_v1_images_proto_msgTypes[0]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CheckLoginRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CheckLoginRequest) ProtoMessage() {}
+
+func (x *CheckLoginRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_services_images_v1_images_proto_msgTypes[0]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CheckLoginRequest.ProtoReflect.Descriptor instead.
+func (*CheckLoginRequest) Descriptor() ([]byte, []int) {
+	return file_services_images_v1_images_proto_rawDescGZIP(), []int{0}
+}
+
+func (x *CheckLoginRequest) GetServer() string {
+	if x != nil {
+		return x.Server
+	}
+	return ""
+}
+
+func (x *CheckLoginRequest) GetAuth() *RegistryAuth {
+	if x != nil {
+		return x.Auth
+	}
+	return nil
+}
+
 // RegistryAuth are the credentials for one registry, which the client reads
 // from its config.json (as docker's CLI does) and sends with the request;
 // the daemon keeps none.
@@ -290,7 +342,7 @@ type RegistryAuth struct {
 
 func (x *RegistryAuth) Reset() {
 	*x = RegistryAuth{}
-	mi := &file_services_images_v1_images_proto_msgTypes[0]
+	mi := &file_services_images_v1_images_proto_msgTypes[1]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -302,7 +354,7 @@ func (x *RegistryAuth) String() string {
 func (*RegistryAuth) ProtoMessage() {}
 
 func (x *RegistryAuth) ProtoReflect() protoreflect.Message {
-	mi := &file_services_images_v1_images_proto_msgTypes[0]
+	mi := &file_services_images_v1_images_proto_msgTypes[1]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -315,7 +367,7 @@ func (x *RegistryAuth) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RegistryAuth.ProtoReflect.Descriptor instead.
 func (*RegistryAuth) Descriptor() ([]byte, []int) {
-	return file_services_images_v1_images_proto_rawDescGZIP(), []int{0}
+	return file_services_images_v1_images_proto_rawDescGZIP(), []int{1}
 }
 
 func (x *RegistryAuth) GetUsername() string {
@@ -359,7 +411,7 @@ type PullRequest struct {
 
 func (x *PullRequest) Reset() {
 	*x = PullRequest{}
-	mi := &file_services_images_v1_images_proto_msgTypes[1]
+	mi := &file_services_images_v1_images_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -371,7 +423,7 @@ func (x *PullRequest) String() string {
 func (*PullRequest) ProtoMessage() {}
 
 func (x *PullRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_services_images_v1_images_proto_msgTypes[1]
+	mi := &file_services_images_v1_images_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -384,7 +436,7 @@ func (x *PullRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PullRequest.ProtoReflect.Descriptor instead.
 func (*PullRequest) Descriptor() ([]byte, []int) {
-	return file_services_images_v1_images_proto_rawDescGZIP(), []int{1}
+	return file_services_images_v1_images_proto_rawDescGZIP(), []int{2}
 }
 
 func (x *PullRequest) GetReference() string {
@@ -422,7 +474,7 @@ type PullProgress struct {
 
 func (x *PullProgress) Reset() {
 	*x = PullProgress{}
-	mi := &file_services_images_v1_images_proto_msgTypes[2]
+	mi := &file_services_images_v1_images_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -434,7 +486,7 @@ func (x *PullProgress) String() string {
 func (*PullProgress) ProtoMessage() {}
 
 func (x *PullProgress) ProtoReflect() protoreflect.Message {
-	mi := &file_services_images_v1_images_proto_msgTypes[2]
+	mi := &file_services_images_v1_images_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -447,7 +499,7 @@ func (x *PullProgress) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PullProgress.ProtoReflect.Descriptor instead.
 func (*PullProgress) Descriptor() ([]byte, []int) {
-	return file_services_images_v1_images_proto_rawDescGZIP(), []int{2}
+	return file_services_images_v1_images_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *PullProgress) GetEvent() isPullProgress_Event {
@@ -520,7 +572,7 @@ type PullStarted struct {
 
 func (x *PullStarted) Reset() {
 	*x = PullStarted{}
-	mi := &file_services_images_v1_images_proto_msgTypes[3]
+	mi := &file_services_images_v1_images_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -532,7 +584,7 @@ func (x *PullStarted) String() string {
 func (*PullStarted) ProtoMessage() {}
 
 func (x *PullStarted) ProtoReflect() protoreflect.Message {
-	mi := &file_services_images_v1_images_proto_msgTypes[3]
+	mi := &file_services_images_v1_images_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -545,7 +597,7 @@ func (x *PullStarted) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PullStarted.ProtoReflect.Descriptor instead.
 func (*PullStarted) Descriptor() ([]byte, []int) {
-	return file_services_images_v1_images_proto_rawDescGZIP(), []int{3}
+	return file_services_images_v1_images_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *PullStarted) GetName() string {
@@ -591,7 +643,7 @@ type LayerProgress struct {
 
 func (x *LayerProgress) Reset() {
 	*x = LayerProgress{}
-	mi := &file_services_images_v1_images_proto_msgTypes[4]
+	mi := &file_services_images_v1_images_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -603,7 +655,7 @@ func (x *LayerProgress) String() string {
 func (*LayerProgress) ProtoMessage() {}
 
 func (x *LayerProgress) ProtoReflect() protoreflect.Message {
-	mi := &file_services_images_v1_images_proto_msgTypes[4]
+	mi := &file_services_images_v1_images_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -616,7 +668,7 @@ func (x *LayerProgress) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LayerProgress.ProtoReflect.Descriptor instead.
 func (*LayerProgress) Descriptor() ([]byte, []int) {
-	return file_services_images_v1_images_proto_rawDescGZIP(), []int{4}
+	return file_services_images_v1_images_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *LayerProgress) GetDigest() string {
@@ -669,7 +721,7 @@ type PullDone struct {
 
 func (x *PullDone) Reset() {
 	*x = PullDone{}
-	mi := &file_services_images_v1_images_proto_msgTypes[5]
+	mi := &file_services_images_v1_images_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -681,7 +733,7 @@ func (x *PullDone) String() string {
 func (*PullDone) ProtoMessage() {}
 
 func (x *PullDone) ProtoReflect() protoreflect.Message {
-	mi := &file_services_images_v1_images_proto_msgTypes[5]
+	mi := &file_services_images_v1_images_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -694,7 +746,7 @@ func (x *PullDone) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PullDone.ProtoReflect.Descriptor instead.
 func (*PullDone) Descriptor() ([]byte, []int) {
-	return file_services_images_v1_images_proto_rawDescGZIP(), []int{5}
+	return file_services_images_v1_images_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *PullDone) GetName() string {
@@ -735,7 +787,7 @@ type PushRequest struct {
 
 func (x *PushRequest) Reset() {
 	*x = PushRequest{}
-	mi := &file_services_images_v1_images_proto_msgTypes[6]
+	mi := &file_services_images_v1_images_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -747,7 +799,7 @@ func (x *PushRequest) String() string {
 func (*PushRequest) ProtoMessage() {}
 
 func (x *PushRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_services_images_v1_images_proto_msgTypes[6]
+	mi := &file_services_images_v1_images_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -760,7 +812,7 @@ func (x *PushRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PushRequest.ProtoReflect.Descriptor instead.
 func (*PushRequest) Descriptor() ([]byte, []int) {
-	return file_services_images_v1_images_proto_rawDescGZIP(), []int{6}
+	return file_services_images_v1_images_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *PushRequest) GetReference() string {
@@ -790,7 +842,7 @@ type PushLayerProgress struct {
 
 func (x *PushLayerProgress) Reset() {
 	*x = PushLayerProgress{}
-	mi := &file_services_images_v1_images_proto_msgTypes[7]
+	mi := &file_services_images_v1_images_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -802,7 +854,7 @@ func (x *PushLayerProgress) String() string {
 func (*PushLayerProgress) ProtoMessage() {}
 
 func (x *PushLayerProgress) ProtoReflect() protoreflect.Message {
-	mi := &file_services_images_v1_images_proto_msgTypes[7]
+	mi := &file_services_images_v1_images_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -815,7 +867,7 @@ func (x *PushLayerProgress) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PushLayerProgress.ProtoReflect.Descriptor instead.
 func (*PushLayerProgress) Descriptor() ([]byte, []int) {
-	return file_services_images_v1_images_proto_rawDescGZIP(), []int{7}
+	return file_services_images_v1_images_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *PushLayerProgress) GetDigest() string {
@@ -866,7 +918,7 @@ type PushProgress struct {
 
 func (x *PushProgress) Reset() {
 	*x = PushProgress{}
-	mi := &file_services_images_v1_images_proto_msgTypes[8]
+	mi := &file_services_images_v1_images_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -878,7 +930,7 @@ func (x *PushProgress) String() string {
 func (*PushProgress) ProtoMessage() {}
 
 func (x *PushProgress) ProtoReflect() protoreflect.Message {
-	mi := &file_services_images_v1_images_proto_msgTypes[8]
+	mi := &file_services_images_v1_images_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -891,7 +943,7 @@ func (x *PushProgress) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PushProgress.ProtoReflect.Descriptor instead.
 func (*PushProgress) Descriptor() ([]byte, []int) {
-	return file_services_images_v1_images_proto_rawDescGZIP(), []int{8}
+	return file_services_images_v1_images_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *PushProgress) GetEvent() isPushProgress_Event {
@@ -948,7 +1000,7 @@ type PushDone struct {
 
 func (x *PushDone) Reset() {
 	*x = PushDone{}
-	mi := &file_services_images_v1_images_proto_msgTypes[9]
+	mi := &file_services_images_v1_images_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -960,7 +1012,7 @@ func (x *PushDone) String() string {
 func (*PushDone) ProtoMessage() {}
 
 func (x *PushDone) ProtoReflect() protoreflect.Message {
-	mi := &file_services_images_v1_images_proto_msgTypes[9]
+	mi := &file_services_images_v1_images_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -973,7 +1025,7 @@ func (x *PushDone) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PushDone.ProtoReflect.Descriptor instead.
 func (*PushDone) Descriptor() ([]byte, []int) {
-	return file_services_images_v1_images_proto_rawDescGZIP(), []int{9}
+	return file_services_images_v1_images_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *PushDone) GetName() string {
@@ -1017,7 +1069,7 @@ type ListRequest struct {
 
 func (x *ListRequest) Reset() {
 	*x = ListRequest{}
-	mi := &file_services_images_v1_images_proto_msgTypes[10]
+	mi := &file_services_images_v1_images_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1029,7 +1081,7 @@ func (x *ListRequest) String() string {
 func (*ListRequest) ProtoMessage() {}
 
 func (x *ListRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_services_images_v1_images_proto_msgTypes[10]
+	mi := &file_services_images_v1_images_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1042,7 +1094,7 @@ func (x *ListRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListRequest.ProtoReflect.Descriptor instead.
 func (*ListRequest) Descriptor() ([]byte, []int) {
-	return file_services_images_v1_images_proto_rawDescGZIP(), []int{10}
+	return file_services_images_v1_images_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *ListRequest) GetFilters() []string {
@@ -1061,7 +1113,7 @@ type ListResponse struct {
 
 func (x *ListResponse) Reset() {
 	*x = ListResponse{}
-	mi := &file_services_images_v1_images_proto_msgTypes[11]
+	mi := &file_services_images_v1_images_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1073,7 +1125,7 @@ func (x *ListResponse) String() string {
 func (*ListResponse) ProtoMessage() {}
 
 func (x *ListResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_services_images_v1_images_proto_msgTypes[11]
+	mi := &file_services_images_v1_images_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1086,7 +1138,7 @@ func (x *ListResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListResponse.ProtoReflect.Descriptor instead.
 func (*ListResponse) Descriptor() ([]byte, []int) {
-	return file_services_images_v1_images_proto_rawDescGZIP(), []int{11}
+	return file_services_images_v1_images_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *ListResponse) GetImages() []*ImageSummary {
@@ -1113,7 +1165,7 @@ type ImageSummary struct {
 
 func (x *ImageSummary) Reset() {
 	*x = ImageSummary{}
-	mi := &file_services_images_v1_images_proto_msgTypes[12]
+	mi := &file_services_images_v1_images_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1125,7 +1177,7 @@ func (x *ImageSummary) String() string {
 func (*ImageSummary) ProtoMessage() {}
 
 func (x *ImageSummary) ProtoReflect() protoreflect.Message {
-	mi := &file_services_images_v1_images_proto_msgTypes[12]
+	mi := &file_services_images_v1_images_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1138,7 +1190,7 @@ func (x *ImageSummary) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ImageSummary.ProtoReflect.Descriptor instead.
 func (*ImageSummary) Descriptor() ([]byte, []int) {
-	return file_services_images_v1_images_proto_rawDescGZIP(), []int{12}
+	return file_services_images_v1_images_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *ImageSummary) GetId() string {
@@ -1206,7 +1258,7 @@ type GetRequest struct {
 
 func (x *GetRequest) Reset() {
 	*x = GetRequest{}
-	mi := &file_services_images_v1_images_proto_msgTypes[13]
+	mi := &file_services_images_v1_images_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1218,7 +1270,7 @@ func (x *GetRequest) String() string {
 func (*GetRequest) ProtoMessage() {}
 
 func (x *GetRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_services_images_v1_images_proto_msgTypes[13]
+	mi := &file_services_images_v1_images_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1231,7 +1283,7 @@ func (x *GetRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetRequest.ProtoReflect.Descriptor instead.
 func (*GetRequest) Descriptor() ([]byte, []int) {
-	return file_services_images_v1_images_proto_rawDescGZIP(), []int{13}
+	return file_services_images_v1_images_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *GetRequest) GetName() string {
@@ -1250,7 +1302,7 @@ type GetResponse struct {
 
 func (x *GetResponse) Reset() {
 	*x = GetResponse{}
-	mi := &file_services_images_v1_images_proto_msgTypes[14]
+	mi := &file_services_images_v1_images_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1262,7 +1314,7 @@ func (x *GetResponse) String() string {
 func (*GetResponse) ProtoMessage() {}
 
 func (x *GetResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_services_images_v1_images_proto_msgTypes[14]
+	mi := &file_services_images_v1_images_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1275,7 +1327,7 @@ func (x *GetResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetResponse.ProtoReflect.Descriptor instead.
 func (*GetResponse) Descriptor() ([]byte, []int) {
-	return file_services_images_v1_images_proto_rawDescGZIP(), []int{14}
+	return file_services_images_v1_images_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *GetResponse) GetImage() *Image {
@@ -1309,7 +1361,7 @@ type Image struct {
 
 func (x *Image) Reset() {
 	*x = Image{}
-	mi := &file_services_images_v1_images_proto_msgTypes[15]
+	mi := &file_services_images_v1_images_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1321,7 +1373,7 @@ func (x *Image) String() string {
 func (*Image) ProtoMessage() {}
 
 func (x *Image) ProtoReflect() protoreflect.Message {
-	mi := &file_services_images_v1_images_proto_msgTypes[15]
+	mi := &file_services_images_v1_images_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1334,7 +1386,7 @@ func (x *Image) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Image.ProtoReflect.Descriptor instead.
 func (*Image) Descriptor() ([]byte, []int) {
-	return file_services_images_v1_images_proto_rawDescGZIP(), []int{15}
+	return file_services_images_v1_images_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *Image) GetId() string {
@@ -1466,7 +1518,7 @@ type ImageConfig struct {
 
 func (x *ImageConfig) Reset() {
 	*x = ImageConfig{}
-	mi := &file_services_images_v1_images_proto_msgTypes[16]
+	mi := &file_services_images_v1_images_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1478,7 +1530,7 @@ func (x *ImageConfig) String() string {
 func (*ImageConfig) ProtoMessage() {}
 
 func (x *ImageConfig) ProtoReflect() protoreflect.Message {
-	mi := &file_services_images_v1_images_proto_msgTypes[16]
+	mi := &file_services_images_v1_images_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1491,7 +1543,7 @@ func (x *ImageConfig) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ImageConfig.ProtoReflect.Descriptor instead.
 func (*ImageConfig) Descriptor() ([]byte, []int) {
-	return file_services_images_v1_images_proto_rawDescGZIP(), []int{16}
+	return file_services_images_v1_images_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *ImageConfig) GetUser() string {
@@ -1599,7 +1651,7 @@ type HealthConfig struct {
 
 func (x *HealthConfig) Reset() {
 	*x = HealthConfig{}
-	mi := &file_services_images_v1_images_proto_msgTypes[17]
+	mi := &file_services_images_v1_images_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1611,7 +1663,7 @@ func (x *HealthConfig) String() string {
 func (*HealthConfig) ProtoMessage() {}
 
 func (x *HealthConfig) ProtoReflect() protoreflect.Message {
-	mi := &file_services_images_v1_images_proto_msgTypes[17]
+	mi := &file_services_images_v1_images_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1624,7 +1676,7 @@ func (x *HealthConfig) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HealthConfig.ProtoReflect.Descriptor instead.
 func (*HealthConfig) Descriptor() ([]byte, []int) {
-	return file_services_images_v1_images_proto_rawDescGZIP(), []int{17}
+	return file_services_images_v1_images_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *HealthConfig) GetTest() []string {
@@ -1679,7 +1731,7 @@ type RootFS struct {
 
 func (x *RootFS) Reset() {
 	*x = RootFS{}
-	mi := &file_services_images_v1_images_proto_msgTypes[18]
+	mi := &file_services_images_v1_images_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1691,7 +1743,7 @@ func (x *RootFS) String() string {
 func (*RootFS) ProtoMessage() {}
 
 func (x *RootFS) ProtoReflect() protoreflect.Message {
-	mi := &file_services_images_v1_images_proto_msgTypes[18]
+	mi := &file_services_images_v1_images_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1704,7 +1756,7 @@ func (x *RootFS) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RootFS.ProtoReflect.Descriptor instead.
 func (*RootFS) Descriptor() ([]byte, []int) {
-	return file_services_images_v1_images_proto_rawDescGZIP(), []int{18}
+	return file_services_images_v1_images_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *RootFS) GetType() string {
@@ -1733,7 +1785,7 @@ type ImageStorage struct {
 
 func (x *ImageStorage) Reset() {
 	*x = ImageStorage{}
-	mi := &file_services_images_v1_images_proto_msgTypes[19]
+	mi := &file_services_images_v1_images_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1745,7 +1797,7 @@ func (x *ImageStorage) String() string {
 func (*ImageStorage) ProtoMessage() {}
 
 func (x *ImageStorage) ProtoReflect() protoreflect.Message {
-	mi := &file_services_images_v1_images_proto_msgTypes[19]
+	mi := &file_services_images_v1_images_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1758,7 +1810,7 @@ func (x *ImageStorage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ImageStorage.ProtoReflect.Descriptor instead.
 func (*ImageStorage) Descriptor() ([]byte, []int) {
-	return file_services_images_v1_images_proto_rawDescGZIP(), []int{19}
+	return file_services_images_v1_images_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *ImageStorage) GetDriver() string {
@@ -1784,7 +1836,7 @@ type HistoryRequest struct {
 
 func (x *HistoryRequest) Reset() {
 	*x = HistoryRequest{}
-	mi := &file_services_images_v1_images_proto_msgTypes[20]
+	mi := &file_services_images_v1_images_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1796,7 +1848,7 @@ func (x *HistoryRequest) String() string {
 func (*HistoryRequest) ProtoMessage() {}
 
 func (x *HistoryRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_services_images_v1_images_proto_msgTypes[20]
+	mi := &file_services_images_v1_images_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1809,7 +1861,7 @@ func (x *HistoryRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HistoryRequest.ProtoReflect.Descriptor instead.
 func (*HistoryRequest) Descriptor() ([]byte, []int) {
-	return file_services_images_v1_images_proto_rawDescGZIP(), []int{20}
+	return file_services_images_v1_images_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *HistoryRequest) GetName() string {
@@ -1828,7 +1880,7 @@ type HistoryResponse struct {
 
 func (x *HistoryResponse) Reset() {
 	*x = HistoryResponse{}
-	mi := &file_services_images_v1_images_proto_msgTypes[21]
+	mi := &file_services_images_v1_images_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1840,7 +1892,7 @@ func (x *HistoryResponse) String() string {
 func (*HistoryResponse) ProtoMessage() {}
 
 func (x *HistoryResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_services_images_v1_images_proto_msgTypes[21]
+	mi := &file_services_images_v1_images_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1853,7 +1905,7 @@ func (x *HistoryResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HistoryResponse.ProtoReflect.Descriptor instead.
 func (*HistoryResponse) Descriptor() ([]byte, []int) {
-	return file_services_images_v1_images_proto_rawDescGZIP(), []int{21}
+	return file_services_images_v1_images_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *HistoryResponse) GetEntries() []*HistoryEntry {
@@ -1881,7 +1933,7 @@ type HistoryEntry struct {
 
 func (x *HistoryEntry) Reset() {
 	*x = HistoryEntry{}
-	mi := &file_services_images_v1_images_proto_msgTypes[22]
+	mi := &file_services_images_v1_images_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1893,7 +1945,7 @@ func (x *HistoryEntry) String() string {
 func (*HistoryEntry) ProtoMessage() {}
 
 func (x *HistoryEntry) ProtoReflect() protoreflect.Message {
-	mi := &file_services_images_v1_images_proto_msgTypes[22]
+	mi := &file_services_images_v1_images_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1906,7 +1958,7 @@ func (x *HistoryEntry) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HistoryEntry.ProtoReflect.Descriptor instead.
 func (*HistoryEntry) Descriptor() ([]byte, []int) {
-	return file_services_images_v1_images_proto_rawDescGZIP(), []int{22}
+	return file_services_images_v1_images_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *HistoryEntry) GetId() string {
@@ -1968,7 +2020,7 @@ type TagRequest struct {
 
 func (x *TagRequest) Reset() {
 	*x = TagRequest{}
-	mi := &file_services_images_v1_images_proto_msgTypes[23]
+	mi := &file_services_images_v1_images_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1980,7 +2032,7 @@ func (x *TagRequest) String() string {
 func (*TagRequest) ProtoMessage() {}
 
 func (x *TagRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_services_images_v1_images_proto_msgTypes[23]
+	mi := &file_services_images_v1_images_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1993,7 +2045,7 @@ func (x *TagRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TagRequest.ProtoReflect.Descriptor instead.
 func (*TagRequest) Descriptor() ([]byte, []int) {
-	return file_services_images_v1_images_proto_rawDescGZIP(), []int{23}
+	return file_services_images_v1_images_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *TagRequest) GetSource() string {
@@ -2024,7 +2076,7 @@ type RemoveRequest struct {
 
 func (x *RemoveRequest) Reset() {
 	*x = RemoveRequest{}
-	mi := &file_services_images_v1_images_proto_msgTypes[24]
+	mi := &file_services_images_v1_images_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2036,7 +2088,7 @@ func (x *RemoveRequest) String() string {
 func (*RemoveRequest) ProtoMessage() {}
 
 func (x *RemoveRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_services_images_v1_images_proto_msgTypes[24]
+	mi := &file_services_images_v1_images_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2049,7 +2101,7 @@ func (x *RemoveRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveRequest.ProtoReflect.Descriptor instead.
 func (*RemoveRequest) Descriptor() ([]byte, []int) {
-	return file_services_images_v1_images_proto_rawDescGZIP(), []int{24}
+	return file_services_images_v1_images_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *RemoveRequest) GetName() string {
@@ -2086,7 +2138,7 @@ type RemovedItem struct {
 
 func (x *RemovedItem) Reset() {
 	*x = RemovedItem{}
-	mi := &file_services_images_v1_images_proto_msgTypes[25]
+	mi := &file_services_images_v1_images_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2098,7 +2150,7 @@ func (x *RemovedItem) String() string {
 func (*RemovedItem) ProtoMessage() {}
 
 func (x *RemovedItem) ProtoReflect() protoreflect.Message {
-	mi := &file_services_images_v1_images_proto_msgTypes[25]
+	mi := &file_services_images_v1_images_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2111,7 +2163,7 @@ func (x *RemovedItem) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemovedItem.ProtoReflect.Descriptor instead.
 func (*RemovedItem) Descriptor() ([]byte, []int) {
-	return file_services_images_v1_images_proto_rawDescGZIP(), []int{25}
+	return file_services_images_v1_images_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *RemovedItem) GetUntagged() string {
@@ -2137,7 +2189,7 @@ type RemoveResponse struct {
 
 func (x *RemoveResponse) Reset() {
 	*x = RemoveResponse{}
-	mi := &file_services_images_v1_images_proto_msgTypes[26]
+	mi := &file_services_images_v1_images_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2149,7 +2201,7 @@ func (x *RemoveResponse) String() string {
 func (*RemoveResponse) ProtoMessage() {}
 
 func (x *RemoveResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_services_images_v1_images_proto_msgTypes[26]
+	mi := &file_services_images_v1_images_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2162,7 +2214,7 @@ func (x *RemoveResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveResponse.ProtoReflect.Descriptor instead.
 func (*RemoveResponse) Descriptor() ([]byte, []int) {
-	return file_services_images_v1_images_proto_rawDescGZIP(), []int{26}
+	return file_services_images_v1_images_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *RemoveResponse) GetItems() []*RemovedItem {
@@ -2184,7 +2236,7 @@ type PruneRequest struct {
 
 func (x *PruneRequest) Reset() {
 	*x = PruneRequest{}
-	mi := &file_services_images_v1_images_proto_msgTypes[27]
+	mi := &file_services_images_v1_images_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2196,7 +2248,7 @@ func (x *PruneRequest) String() string {
 func (*PruneRequest) ProtoMessage() {}
 
 func (x *PruneRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_services_images_v1_images_proto_msgTypes[27]
+	mi := &file_services_images_v1_images_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2209,7 +2261,7 @@ func (x *PruneRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PruneRequest.ProtoReflect.Descriptor instead.
 func (*PruneRequest) Descriptor() ([]byte, []int) {
-	return file_services_images_v1_images_proto_rawDescGZIP(), []int{27}
+	return file_services_images_v1_images_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *PruneRequest) GetAll() bool {
@@ -2236,7 +2288,7 @@ type PruneResponse struct {
 
 func (x *PruneResponse) Reset() {
 	*x = PruneResponse{}
-	mi := &file_services_images_v1_images_proto_msgTypes[28]
+	mi := &file_services_images_v1_images_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2248,7 +2300,7 @@ func (x *PruneResponse) String() string {
 func (*PruneResponse) ProtoMessage() {}
 
 func (x *PruneResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_services_images_v1_images_proto_msgTypes[28]
+	mi := &file_services_images_v1_images_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2261,7 +2313,7 @@ func (x *PruneResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PruneResponse.ProtoReflect.Descriptor instead.
 func (*PruneResponse) Descriptor() ([]byte, []int) {
-	return file_services_images_v1_images_proto_rawDescGZIP(), []int{28}
+	return file_services_images_v1_images_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *PruneResponse) GetItems() []*RemovedItem {
@@ -2291,7 +2343,7 @@ type ExportRequest struct {
 
 func (x *ExportRequest) Reset() {
 	*x = ExportRequest{}
-	mi := &file_services_images_v1_images_proto_msgTypes[29]
+	mi := &file_services_images_v1_images_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2303,7 +2355,7 @@ func (x *ExportRequest) String() string {
 func (*ExportRequest) ProtoMessage() {}
 
 func (x *ExportRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_services_images_v1_images_proto_msgTypes[29]
+	mi := &file_services_images_v1_images_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2316,7 +2368,7 @@ func (x *ExportRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExportRequest.ProtoReflect.Descriptor instead.
 func (*ExportRequest) Descriptor() ([]byte, []int) {
-	return file_services_images_v1_images_proto_rawDescGZIP(), []int{29}
+	return file_services_images_v1_images_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *ExportRequest) GetNames() []string {
@@ -2349,7 +2401,7 @@ type ExportChunk struct {
 
 func (x *ExportChunk) Reset() {
 	*x = ExportChunk{}
-	mi := &file_services_images_v1_images_proto_msgTypes[30]
+	mi := &file_services_images_v1_images_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2361,7 +2413,7 @@ func (x *ExportChunk) String() string {
 func (*ExportChunk) ProtoMessage() {}
 
 func (x *ExportChunk) ProtoReflect() protoreflect.Message {
-	mi := &file_services_images_v1_images_proto_msgTypes[30]
+	mi := &file_services_images_v1_images_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2374,7 +2426,7 @@ func (x *ExportChunk) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExportChunk.ProtoReflect.Descriptor instead.
 func (*ExportChunk) Descriptor() ([]byte, []int) {
-	return file_services_images_v1_images_proto_rawDescGZIP(), []int{30}
+	return file_services_images_v1_images_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *ExportChunk) GetData() []byte {
@@ -2405,7 +2457,7 @@ type ImportOptions struct {
 
 func (x *ImportOptions) Reset() {
 	*x = ImportOptions{}
-	mi := &file_services_images_v1_images_proto_msgTypes[31]
+	mi := &file_services_images_v1_images_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2417,7 +2469,7 @@ func (x *ImportOptions) String() string {
 func (*ImportOptions) ProtoMessage() {}
 
 func (x *ImportOptions) ProtoReflect() protoreflect.Message {
-	mi := &file_services_images_v1_images_proto_msgTypes[31]
+	mi := &file_services_images_v1_images_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2430,7 +2482,7 @@ func (x *ImportOptions) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ImportOptions.ProtoReflect.Descriptor instead.
 func (*ImportOptions) Descriptor() ([]byte, []int) {
-	return file_services_images_v1_images_proto_rawDescGZIP(), []int{31}
+	return file_services_images_v1_images_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *ImportOptions) GetKind() ImportKind {
@@ -2481,7 +2533,7 @@ type ImportRequest struct {
 
 func (x *ImportRequest) Reset() {
 	*x = ImportRequest{}
-	mi := &file_services_images_v1_images_proto_msgTypes[32]
+	mi := &file_services_images_v1_images_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2493,7 +2545,7 @@ func (x *ImportRequest) String() string {
 func (*ImportRequest) ProtoMessage() {}
 
 func (x *ImportRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_services_images_v1_images_proto_msgTypes[32]
+	mi := &file_services_images_v1_images_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2506,7 +2558,7 @@ func (x *ImportRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ImportRequest.ProtoReflect.Descriptor instead.
 func (*ImportRequest) Descriptor() ([]byte, []int) {
-	return file_services_images_v1_images_proto_rawDescGZIP(), []int{32}
+	return file_services_images_v1_images_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *ImportRequest) GetPayload() isImportRequest_Payload {
@@ -2560,7 +2612,7 @@ type ImportedImage struct {
 
 func (x *ImportedImage) Reset() {
 	*x = ImportedImage{}
-	mi := &file_services_images_v1_images_proto_msgTypes[33]
+	mi := &file_services_images_v1_images_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2572,7 +2624,7 @@ func (x *ImportedImage) String() string {
 func (*ImportedImage) ProtoMessage() {}
 
 func (x *ImportedImage) ProtoReflect() protoreflect.Message {
-	mi := &file_services_images_v1_images_proto_msgTypes[33]
+	mi := &file_services_images_v1_images_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2585,7 +2637,7 @@ func (x *ImportedImage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ImportedImage.ProtoReflect.Descriptor instead.
 func (*ImportedImage) Descriptor() ([]byte, []int) {
-	return file_services_images_v1_images_proto_rawDescGZIP(), []int{33}
+	return file_services_images_v1_images_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *ImportedImage) GetName() string {
@@ -2611,7 +2663,7 @@ type ImportResponse struct {
 
 func (x *ImportResponse) Reset() {
 	*x = ImportResponse{}
-	mi := &file_services_images_v1_images_proto_msgTypes[34]
+	mi := &file_services_images_v1_images_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2623,7 +2675,7 @@ func (x *ImportResponse) String() string {
 func (*ImportResponse) ProtoMessage() {}
 
 func (x *ImportResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_services_images_v1_images_proto_msgTypes[34]
+	mi := &file_services_images_v1_images_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2636,7 +2688,7 @@ func (x *ImportResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ImportResponse.ProtoReflect.Descriptor instead.
 func (*ImportResponse) Descriptor() ([]byte, []int) {
-	return file_services_images_v1_images_proto_rawDescGZIP(), []int{34}
+	return file_services_images_v1_images_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *ImportResponse) GetImages() []*ImportedImage {
@@ -2650,7 +2702,10 @@ var File_services_images_v1_images_proto protoreflect.FileDescriptor
 
 const file_services_images_v1_images_proto_rawDesc = "" +
 	"\n" +
-	"\x1fservices/images/v1/images.proto\x12\x18berth.services.images.v1\x1a\x1bgoogle/protobuf/empty.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x19types/v1/descriptor.proto\"\x94\x01\n" +
+	"\x1fservices/images/v1/images.proto\x12\x18berth.services.images.v1\x1a\x1bgoogle/protobuf/empty.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x19types/v1/descriptor.proto\"g\n" +
+	"\x11CheckLoginRequest\x12\x16\n" +
+	"\x06server\x18\x01 \x01(\tR\x06server\x12:\n" +
+	"\x04auth\x18\x02 \x01(\v2&.berth.services.images.v1.RegistryAuthR\x04auth\"\x94\x01\n" +
 	"\fRegistryAuth\x12\x1a\n" +
 	"\busername\x18\x01 \x01(\tR\busername\x12\x1a\n" +
 	"\bpassword\x18\x02 \x01(\tR\bpassword\x12%\n" +
@@ -2857,7 +2912,7 @@ const file_services_images_v1_images_proto_rawDesc = "" +
 	"ImportKind\x12\x1b\n" +
 	"\x17IMPORT_KIND_UNSPECIFIED\x10\x00\x12\x17\n" +
 	"\x13IMPORT_KIND_ARCHIVE\x10\x01\x12\x16\n" +
-	"\x12IMPORT_KIND_ROOTFS\x10\x022\xfc\x06\n" +
+	"\x12IMPORT_KIND_ROOTFS\x10\x022\xcf\a\n" +
 	"\x06Images\x12W\n" +
 	"\x04Pull\x12%.berth.services.images.v1.PullRequest\x1a&.berth.services.images.v1.PullProgress0\x01\x12W\n" +
 	"\x04Push\x12%.berth.services.images.v1.PushRequest\x1a&.berth.services.images.v1.PushProgress0\x01\x12U\n" +
@@ -2868,7 +2923,9 @@ const file_services_images_v1_images_proto_rawDesc = "" +
 	"\x06Remove\x12'.berth.services.images.v1.RemoveRequest\x1a(.berth.services.images.v1.RemoveResponse\x12X\n" +
 	"\x05Prune\x12&.berth.services.images.v1.PruneRequest\x1a'.berth.services.images.v1.PruneResponse\x12Z\n" +
 	"\x06Export\x12'.berth.services.images.v1.ExportRequest\x1a%.berth.services.images.v1.ExportChunk0\x01\x12]\n" +
-	"\x06Import\x12'.berth.services.images.v1.ImportRequest\x1a(.berth.services.images.v1.ImportResponse(\x01BBZ@github.com/berth-project/berth/proto/services/images/v1;imagesv1b\x06proto3"
+	"\x06Import\x12'.berth.services.images.v1.ImportRequest\x1a(.berth.services.images.v1.ImportResponse(\x01\x12Q\n" +
+	"\n" +
+	"CheckLogin\x12+.berth.services.images.v1.CheckLoginRequest\x1a\x16.google.protobuf.EmptyBBZ@github.com/berth-project/berth/proto/services/images/v1;imagesv1b\x06proto3"
 
 var (
 	file_services_images_v1_images_proto_rawDescOnce sync.Once
@@ -2883,125 +2940,129 @@ func file_services_images_v1_images_proto_rawDescGZIP() []byte {
 }
 
 var file_services_images_v1_images_proto_enumTypes = make([]protoimpl.EnumInfo, 4)
-var file_services_images_v1_images_proto_msgTypes = make([]protoimpl.MessageInfo, 38)
+var file_services_images_v1_images_proto_msgTypes = make([]protoimpl.MessageInfo, 39)
 var file_services_images_v1_images_proto_goTypes = []any{
 	(LayerStatus)(0),              // 0: berth.services.images.v1.LayerStatus
 	(PushLayerStatus)(0),          // 1: berth.services.images.v1.PushLayerStatus
 	(ArchiveFormat)(0),            // 2: berth.services.images.v1.ArchiveFormat
 	(ImportKind)(0),               // 3: berth.services.images.v1.ImportKind
-	(*RegistryAuth)(nil),          // 4: berth.services.images.v1.RegistryAuth
-	(*PullRequest)(nil),           // 5: berth.services.images.v1.PullRequest
-	(*PullProgress)(nil),          // 6: berth.services.images.v1.PullProgress
-	(*PullStarted)(nil),           // 7: berth.services.images.v1.PullStarted
-	(*LayerProgress)(nil),         // 8: berth.services.images.v1.LayerProgress
-	(*PullDone)(nil),              // 9: berth.services.images.v1.PullDone
-	(*PushRequest)(nil),           // 10: berth.services.images.v1.PushRequest
-	(*PushLayerProgress)(nil),     // 11: berth.services.images.v1.PushLayerProgress
-	(*PushProgress)(nil),          // 12: berth.services.images.v1.PushProgress
-	(*PushDone)(nil),              // 13: berth.services.images.v1.PushDone
-	(*ListRequest)(nil),           // 14: berth.services.images.v1.ListRequest
-	(*ListResponse)(nil),          // 15: berth.services.images.v1.ListResponse
-	(*ImageSummary)(nil),          // 16: berth.services.images.v1.ImageSummary
-	(*GetRequest)(nil),            // 17: berth.services.images.v1.GetRequest
-	(*GetResponse)(nil),           // 18: berth.services.images.v1.GetResponse
-	(*Image)(nil),                 // 19: berth.services.images.v1.Image
-	(*ImageConfig)(nil),           // 20: berth.services.images.v1.ImageConfig
-	(*HealthConfig)(nil),          // 21: berth.services.images.v1.HealthConfig
-	(*RootFS)(nil),                // 22: berth.services.images.v1.RootFS
-	(*ImageStorage)(nil),          // 23: berth.services.images.v1.ImageStorage
-	(*HistoryRequest)(nil),        // 24: berth.services.images.v1.HistoryRequest
-	(*HistoryResponse)(nil),       // 25: berth.services.images.v1.HistoryResponse
-	(*HistoryEntry)(nil),          // 26: berth.services.images.v1.HistoryEntry
-	(*TagRequest)(nil),            // 27: berth.services.images.v1.TagRequest
-	(*RemoveRequest)(nil),         // 28: berth.services.images.v1.RemoveRequest
-	(*RemovedItem)(nil),           // 29: berth.services.images.v1.RemovedItem
-	(*RemoveResponse)(nil),        // 30: berth.services.images.v1.RemoveResponse
-	(*PruneRequest)(nil),          // 31: berth.services.images.v1.PruneRequest
-	(*PruneResponse)(nil),         // 32: berth.services.images.v1.PruneResponse
-	(*ExportRequest)(nil),         // 33: berth.services.images.v1.ExportRequest
-	(*ExportChunk)(nil),           // 34: berth.services.images.v1.ExportChunk
-	(*ImportOptions)(nil),         // 35: berth.services.images.v1.ImportOptions
-	(*ImportRequest)(nil),         // 36: berth.services.images.v1.ImportRequest
-	(*ImportedImage)(nil),         // 37: berth.services.images.v1.ImportedImage
-	(*ImportResponse)(nil),        // 38: berth.services.images.v1.ImportResponse
-	nil,                           // 39: berth.services.images.v1.ImageSummary.LabelsEntry
-	nil,                           // 40: berth.services.images.v1.ImageConfig.LabelsEntry
-	nil,                           // 41: berth.services.images.v1.ImageStorage.DataEntry
-	(*v1.Platform)(nil),           // 42: berth.types.v1.Platform
-	(*v1.Descriptor)(nil),         // 43: berth.types.v1.Descriptor
-	(*timestamppb.Timestamp)(nil), // 44: google.protobuf.Timestamp
-	(*durationpb.Duration)(nil),   // 45: google.protobuf.Duration
-	(*emptypb.Empty)(nil),         // 46: google.protobuf.Empty
+	(*CheckLoginRequest)(nil),     // 4: berth.services.images.v1.CheckLoginRequest
+	(*RegistryAuth)(nil),          // 5: berth.services.images.v1.RegistryAuth
+	(*PullRequest)(nil),           // 6: berth.services.images.v1.PullRequest
+	(*PullProgress)(nil),          // 7: berth.services.images.v1.PullProgress
+	(*PullStarted)(nil),           // 8: berth.services.images.v1.PullStarted
+	(*LayerProgress)(nil),         // 9: berth.services.images.v1.LayerProgress
+	(*PullDone)(nil),              // 10: berth.services.images.v1.PullDone
+	(*PushRequest)(nil),           // 11: berth.services.images.v1.PushRequest
+	(*PushLayerProgress)(nil),     // 12: berth.services.images.v1.PushLayerProgress
+	(*PushProgress)(nil),          // 13: berth.services.images.v1.PushProgress
+	(*PushDone)(nil),              // 14: berth.services.images.v1.PushDone
+	(*ListRequest)(nil),           // 15: berth.services.images.v1.ListRequest
+	(*ListResponse)(nil),          // 16: berth.services.images.v1.ListResponse
+	(*ImageSummary)(nil),          // 17: berth.services.images.v1.ImageSummary
+	(*GetRequest)(nil),            // 18: berth.services.images.v1.GetRequest
+	(*GetResponse)(nil),           // 19: berth.services.images.v1.GetResponse
+	(*Image)(nil),                 // 20: berth.services.images.v1.Image
+	(*ImageConfig)(nil),           // 21: berth.services.images.v1.ImageConfig
+	(*HealthConfig)(nil),          // 22: berth.services.images.v1.HealthConfig
+	(*RootFS)(nil),                // 23: berth.services.images.v1.RootFS
+	(*ImageStorage)(nil),          // 24: berth.services.images.v1.ImageStorage
+	(*HistoryRequest)(nil),        // 25: berth.services.images.v1.HistoryRequest
+	(*HistoryResponse)(nil),       // 26: berth.services.images.v1.HistoryResponse
+	(*HistoryEntry)(nil),          // 27: berth.services.images.v1.HistoryEntry
+	(*TagRequest)(nil),            // 28: berth.services.images.v1.TagRequest
+	(*RemoveRequest)(nil),         // 29: berth.services.images.v1.RemoveRequest
+	(*RemovedItem)(nil),           // 30: berth.services.images.v1.RemovedItem
+	(*RemoveResponse)(nil),        // 31: berth.services.images.v1.RemoveResponse
+	(*PruneRequest)(nil),          // 32: berth.services.images.v1.PruneRequest
+	(*PruneResponse)(nil),         // 33: berth.services.images.v1.PruneResponse
+	(*ExportRequest)(nil),         // 34: berth.services.images.v1.ExportRequest
+	(*ExportChunk)(nil),           // 35: berth.services.images.v1.ExportChunk
+	(*ImportOptions)(nil),         // 36: berth.services.images.v1.ImportOptions
+	(*ImportRequest)(nil),         // 37: berth.services.images.v1.ImportRequest
+	(*ImportedImage)(nil),         // 38: berth.services.images.v1.ImportedImage
+	(*ImportResponse)(nil),        // 39: berth.services.images.v1.ImportResponse
+	nil,                           // 40: berth.services.images.v1.ImageSummary.LabelsEntry
+	nil,                           // 41: berth.services.images.v1.ImageConfig.LabelsEntry
+	nil,                           // 42: berth.services.images.v1.ImageStorage.DataEntry
+	(*v1.Platform)(nil),           // 43: berth.types.v1.Platform
+	(*v1.Descriptor)(nil),         // 44: berth.types.v1.Descriptor
+	(*timestamppb.Timestamp)(nil), // 45: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),   // 46: google.protobuf.Duration
+	(*emptypb.Empty)(nil),         // 47: google.protobuf.Empty
 }
 var file_services_images_v1_images_proto_depIdxs = []int32{
-	42, // 0: berth.services.images.v1.PullRequest.platform:type_name -> berth.types.v1.Platform
-	4,  // 1: berth.services.images.v1.PullRequest.auth:type_name -> berth.services.images.v1.RegistryAuth
-	7,  // 2: berth.services.images.v1.PullProgress.started:type_name -> berth.services.images.v1.PullStarted
-	8,  // 3: berth.services.images.v1.PullProgress.layer:type_name -> berth.services.images.v1.LayerProgress
-	9,  // 4: berth.services.images.v1.PullProgress.done:type_name -> berth.services.images.v1.PullDone
-	43, // 5: berth.services.images.v1.PullStarted.target:type_name -> berth.types.v1.Descriptor
-	43, // 6: berth.services.images.v1.PullStarted.manifest:type_name -> berth.types.v1.Descriptor
-	43, // 7: berth.services.images.v1.PullStarted.layers:type_name -> berth.types.v1.Descriptor
-	0,  // 8: berth.services.images.v1.LayerProgress.status:type_name -> berth.services.images.v1.LayerStatus
-	4,  // 9: berth.services.images.v1.PushRequest.auth:type_name -> berth.services.images.v1.RegistryAuth
-	1,  // 10: berth.services.images.v1.PushLayerProgress.status:type_name -> berth.services.images.v1.PushLayerStatus
-	11, // 11: berth.services.images.v1.PushProgress.layer:type_name -> berth.services.images.v1.PushLayerProgress
-	13, // 12: berth.services.images.v1.PushProgress.done:type_name -> berth.services.images.v1.PushDone
-	16, // 13: berth.services.images.v1.ListResponse.images:type_name -> berth.services.images.v1.ImageSummary
-	44, // 14: berth.services.images.v1.ImageSummary.created:type_name -> google.protobuf.Timestamp
-	39, // 15: berth.services.images.v1.ImageSummary.labels:type_name -> berth.services.images.v1.ImageSummary.LabelsEntry
-	43, // 16: berth.services.images.v1.ImageSummary.target:type_name -> berth.types.v1.Descriptor
-	19, // 17: berth.services.images.v1.GetResponse.image:type_name -> berth.services.images.v1.Image
-	44, // 18: berth.services.images.v1.Image.created:type_name -> google.protobuf.Timestamp
-	20, // 19: berth.services.images.v1.Image.config:type_name -> berth.services.images.v1.ImageConfig
-	42, // 20: berth.services.images.v1.Image.platform:type_name -> berth.types.v1.Platform
-	22, // 21: berth.services.images.v1.Image.root_fs:type_name -> berth.services.images.v1.RootFS
-	43, // 22: berth.services.images.v1.Image.target:type_name -> berth.types.v1.Descriptor
-	43, // 23: berth.services.images.v1.Image.manifest:type_name -> berth.types.v1.Descriptor
-	23, // 24: berth.services.images.v1.Image.storage:type_name -> berth.services.images.v1.ImageStorage
-	44, // 25: berth.services.images.v1.Image.last_tag_time:type_name -> google.protobuf.Timestamp
-	40, // 26: berth.services.images.v1.ImageConfig.labels:type_name -> berth.services.images.v1.ImageConfig.LabelsEntry
-	21, // 27: berth.services.images.v1.ImageConfig.healthcheck:type_name -> berth.services.images.v1.HealthConfig
-	45, // 28: berth.services.images.v1.HealthConfig.interval:type_name -> google.protobuf.Duration
-	45, // 29: berth.services.images.v1.HealthConfig.timeout:type_name -> google.protobuf.Duration
-	45, // 30: berth.services.images.v1.HealthConfig.start_period:type_name -> google.protobuf.Duration
-	45, // 31: berth.services.images.v1.HealthConfig.start_interval:type_name -> google.protobuf.Duration
-	41, // 32: berth.services.images.v1.ImageStorage.data:type_name -> berth.services.images.v1.ImageStorage.DataEntry
-	26, // 33: berth.services.images.v1.HistoryResponse.entries:type_name -> berth.services.images.v1.HistoryEntry
-	44, // 34: berth.services.images.v1.HistoryEntry.created:type_name -> google.protobuf.Timestamp
-	29, // 35: berth.services.images.v1.RemoveResponse.items:type_name -> berth.services.images.v1.RemovedItem
-	29, // 36: berth.services.images.v1.PruneResponse.items:type_name -> berth.services.images.v1.RemovedItem
-	2,  // 37: berth.services.images.v1.ExportRequest.format:type_name -> berth.services.images.v1.ArchiveFormat
-	42, // 38: berth.services.images.v1.ExportRequest.platform:type_name -> berth.types.v1.Platform
-	3,  // 39: berth.services.images.v1.ImportOptions.kind:type_name -> berth.services.images.v1.ImportKind
-	42, // 40: berth.services.images.v1.ImportOptions.platform:type_name -> berth.types.v1.Platform
-	35, // 41: berth.services.images.v1.ImportRequest.options:type_name -> berth.services.images.v1.ImportOptions
-	37, // 42: berth.services.images.v1.ImportResponse.images:type_name -> berth.services.images.v1.ImportedImage
-	5,  // 43: berth.services.images.v1.Images.Pull:input_type -> berth.services.images.v1.PullRequest
-	10, // 44: berth.services.images.v1.Images.Push:input_type -> berth.services.images.v1.PushRequest
-	14, // 45: berth.services.images.v1.Images.List:input_type -> berth.services.images.v1.ListRequest
-	17, // 46: berth.services.images.v1.Images.Get:input_type -> berth.services.images.v1.GetRequest
-	24, // 47: berth.services.images.v1.Images.History:input_type -> berth.services.images.v1.HistoryRequest
-	27, // 48: berth.services.images.v1.Images.Tag:input_type -> berth.services.images.v1.TagRequest
-	28, // 49: berth.services.images.v1.Images.Remove:input_type -> berth.services.images.v1.RemoveRequest
-	31, // 50: berth.services.images.v1.Images.Prune:input_type -> berth.services.images.v1.PruneRequest
-	33, // 51: berth.services.images.v1.Images.Export:input_type -> berth.services.images.v1.ExportRequest
-	36, // 52: berth.services.images.v1.Images.Import:input_type -> berth.services.images.v1.ImportRequest
-	6,  // 53: berth.services.images.v1.Images.Pull:output_type -> berth.services.images.v1.PullProgress
-	12, // 54: berth.services.images.v1.Images.Push:output_type -> berth.services.images.v1.PushProgress
-	15, // 55: berth.services.images.v1.Images.List:output_type -> berth.services.images.v1.ListResponse
-	18, // 56: berth.services.images.v1.Images.Get:output_type -> berth.services.images.v1.GetResponse
-	25, // 57: berth.services.images.v1.Images.History:output_type -> berth.services.images.v1.HistoryResponse
-	46, // 58: berth.services.images.v1.Images.Tag:output_type -> google.protobuf.Empty
-	30, // 59: berth.services.images.v1.Images.Remove:output_type -> berth.services.images.v1.RemoveResponse
-	32, // 60: berth.services.images.v1.Images.Prune:output_type -> berth.services.images.v1.PruneResponse
-	34, // 61: berth.services.images.v1.Images.Export:output_type -> berth.services.images.v1.ExportChunk
-	38, // 62: berth.services.images.v1.Images.Import:output_type -> berth.services.images.v1.ImportResponse
-	53, // [53:63] is the sub-list for method output_type
-	43, // [43:53] is the sub-list for method input_type
-	43, // [43:43] is the sub-list for extension type_name
-	43, // [43:43] is the sub-list for extension extendee
-	0,  // [0:43] is the sub-list for field type_name
+	5,  // 0: berth.services.images.v1.CheckLoginRequest.auth:type_name -> berth.services.images.v1.RegistryAuth
+	43, // 1: berth.services.images.v1.PullRequest.platform:type_name -> berth.types.v1.Platform
+	5,  // 2: berth.services.images.v1.PullRequest.auth:type_name -> berth.services.images.v1.RegistryAuth
+	8,  // 3: berth.services.images.v1.PullProgress.started:type_name -> berth.services.images.v1.PullStarted
+	9,  // 4: berth.services.images.v1.PullProgress.layer:type_name -> berth.services.images.v1.LayerProgress
+	10, // 5: berth.services.images.v1.PullProgress.done:type_name -> berth.services.images.v1.PullDone
+	44, // 6: berth.services.images.v1.PullStarted.target:type_name -> berth.types.v1.Descriptor
+	44, // 7: berth.services.images.v1.PullStarted.manifest:type_name -> berth.types.v1.Descriptor
+	44, // 8: berth.services.images.v1.PullStarted.layers:type_name -> berth.types.v1.Descriptor
+	0,  // 9: berth.services.images.v1.LayerProgress.status:type_name -> berth.services.images.v1.LayerStatus
+	5,  // 10: berth.services.images.v1.PushRequest.auth:type_name -> berth.services.images.v1.RegistryAuth
+	1,  // 11: berth.services.images.v1.PushLayerProgress.status:type_name -> berth.services.images.v1.PushLayerStatus
+	12, // 12: berth.services.images.v1.PushProgress.layer:type_name -> berth.services.images.v1.PushLayerProgress
+	14, // 13: berth.services.images.v1.PushProgress.done:type_name -> berth.services.images.v1.PushDone
+	17, // 14: berth.services.images.v1.ListResponse.images:type_name -> berth.services.images.v1.ImageSummary
+	45, // 15: berth.services.images.v1.ImageSummary.created:type_name -> google.protobuf.Timestamp
+	40, // 16: berth.services.images.v1.ImageSummary.labels:type_name -> berth.services.images.v1.ImageSummary.LabelsEntry
+	44, // 17: berth.services.images.v1.ImageSummary.target:type_name -> berth.types.v1.Descriptor
+	20, // 18: berth.services.images.v1.GetResponse.image:type_name -> berth.services.images.v1.Image
+	45, // 19: berth.services.images.v1.Image.created:type_name -> google.protobuf.Timestamp
+	21, // 20: berth.services.images.v1.Image.config:type_name -> berth.services.images.v1.ImageConfig
+	43, // 21: berth.services.images.v1.Image.platform:type_name -> berth.types.v1.Platform
+	23, // 22: berth.services.images.v1.Image.root_fs:type_name -> berth.services.images.v1.RootFS
+	44, // 23: berth.services.images.v1.Image.target:type_name -> berth.types.v1.Descriptor
+	44, // 24: berth.services.images.v1.Image.manifest:type_name -> berth.types.v1.Descriptor
+	24, // 25: berth.services.images.v1.Image.storage:type_name -> berth.services.images.v1.ImageStorage
+	45, // 26: berth.services.images.v1.Image.last_tag_time:type_name -> google.protobuf.Timestamp
+	41, // 27: berth.services.images.v1.ImageConfig.labels:type_name -> berth.services.images.v1.ImageConfig.LabelsEntry
+	22, // 28: berth.services.images.v1.ImageConfig.healthcheck:type_name -> berth.services.images.v1.HealthConfig
+	46, // 29: berth.services.images.v1.HealthConfig.interval:type_name -> google.protobuf.Duration
+	46, // 30: berth.services.images.v1.HealthConfig.timeout:type_name -> google.protobuf.Duration
+	46, // 31: berth.services.images.v1.HealthConfig.start_period:type_name -> google.protobuf.Duration
+	46, // 32: berth.services.images.v1.HealthConfig.start_interval:type_name -> google.protobuf.Duration
+	42, // 33: berth.services.images.v1.ImageStorage.data:type_name -> berth.services.images.v1.ImageStorage.DataEntry
+	27, // 34: berth.services.images.v1.HistoryResponse.entries:type_name -> berth.services.images.v1.HistoryEntry
+	45, // 35: berth.services.images.v1.HistoryEntry.created:type_name -> google.protobuf.Timestamp
+	30, // 36: berth.services.images.v1.RemoveResponse.items:type_name -> berth.services.images.v1.RemovedItem
+	30, // 37: berth.services.images.v1.PruneResponse.items:type_name -> berth.services.images.v1.RemovedItem
+	2,  // 38: berth.services.images.v1.ExportRequest.format:type_name -> berth.services.images.v1.ArchiveFormat
+	43, // 39: berth.services.images.v1.ExportRequest.platform:type_name -> berth.types.v1.Platform
+	3,  // 40: berth.services.images.v1.ImportOptions.kind:type_name -> berth.services.images.v1.ImportKind
+	43, // 41: berth.services.images.v1.ImportOptions.platform:type_name -> berth.types.v1.Platform
+	36, // 42: berth.services.images.v1.ImportRequest.options:type_name -> berth.services.images.v1.ImportOptions
+	38, // 43: berth.services.images.v1.ImportResponse.images:type_name -> berth.services.images.v1.ImportedImage
+	6,  // 44: berth.services.images.v1.Images.Pull:input_type -> berth.services.images.v1.PullRequest
+	11, // 45: berth.services.images.v1.Images.Push:input_type -> berth.services.images.v1.PushRequest
+	15, // 46: berth.services.images.v1.Images.List:input_type -> berth.services.images.v1.ListRequest
+	18, // 47: berth.services.images.v1.Images.Get:input_type -> berth.services.images.v1.GetRequest
+	25, // 48: berth.services.images.v1.Images.History:input_type -> berth.services.images.v1.HistoryRequest
+	28, // 49: berth.services.images.v1.Images.Tag:input_type -> berth.services.images.v1.TagRequest
+	29, // 50: berth.services.images.v1.Images.Remove:input_type -> berth.services.images.v1.RemoveRequest
+	32, // 51: berth.services.images.v1.Images.Prune:input_type -> berth.services.images.v1.PruneRequest
+	34, // 52: berth.services.images.v1.Images.Export:input_type -> berth.services.images.v1.ExportRequest
+	37, // 53: berth.services.images.v1.Images.Import:input_type -> berth.services.images.v1.ImportRequest
+	4,  // 54: berth.services.images.v1.Images.CheckLogin:input_type -> berth.services.images.v1.CheckLoginRequest
+	7,  // 55: berth.services.images.v1.Images.Pull:output_type -> berth.services.images.v1.PullProgress
+	13, // 56: berth.services.images.v1.Images.Push:output_type -> berth.services.images.v1.PushProgress
+	16, // 57: berth.services.images.v1.Images.List:output_type -> berth.services.images.v1.ListResponse
+	19, // 58: berth.services.images.v1.Images.Get:output_type -> berth.services.images.v1.GetResponse
+	26, // 59: berth.services.images.v1.Images.History:output_type -> berth.services.images.v1.HistoryResponse
+	47, // 60: berth.services.images.v1.Images.Tag:output_type -> google.protobuf.Empty
+	31, // 61: berth.services.images.v1.Images.Remove:output_type -> berth.services.images.v1.RemoveResponse
+	33, // 62: berth.services.images.v1.Images.Prune:output_type -> berth.services.images.v1.PruneResponse
+	35, // 63: berth.services.images.v1.Images.Export:output_type -> berth.services.images.v1.ExportChunk
+	39, // 64: berth.services.images.v1.Images.Import:output_type -> berth.services.images.v1.ImportResponse
+	47, // 65: berth.services.images.v1.Images.CheckLogin:output_type -> google.protobuf.Empty
+	55, // [55:66] is the sub-list for method output_type
+	44, // [44:55] is the sub-list for method input_type
+	44, // [44:44] is the sub-list for extension type_name
+	44, // [44:44] is the sub-list for extension extendee
+	0,  // [0:44] is the sub-list for field type_name
 }
 
 func init() { file_services_images_v1_images_proto_init() }
@@ -3009,16 +3070,16 @@ func file_services_images_v1_images_proto_init() {
 	if File_services_images_v1_images_proto != nil {
 		return
 	}
-	file_services_images_v1_images_proto_msgTypes[2].OneofWrappers = []any{
+	file_services_images_v1_images_proto_msgTypes[3].OneofWrappers = []any{
 		(*PullProgress_Started)(nil),
 		(*PullProgress_Layer)(nil),
 		(*PullProgress_Done)(nil),
 	}
-	file_services_images_v1_images_proto_msgTypes[8].OneofWrappers = []any{
+	file_services_images_v1_images_proto_msgTypes[9].OneofWrappers = []any{
 		(*PushProgress_Layer)(nil),
 		(*PushProgress_Done)(nil),
 	}
-	file_services_images_v1_images_proto_msgTypes[32].OneofWrappers = []any{
+	file_services_images_v1_images_proto_msgTypes[33].OneofWrappers = []any{
 		(*ImportRequest_Options)(nil),
 		(*ImportRequest_Data)(nil),
 	}
@@ -3028,7 +3089,7 @@ func file_services_images_v1_images_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_services_images_v1_images_proto_rawDesc), len(file_services_images_v1_images_proto_rawDesc)),
 			NumEnums:      4,
-			NumMessages:   38,
+			NumMessages:   39,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -19,6 +19,7 @@ type ImagesService interface {
 	Prune(context.Context, *PruneRequest) (*PruneResponse, error)
 	Export(context.Context, *ExportRequest, Images_ExportServer) error
 	Import(context.Context, Images_ImportServer) (*ImportResponse, error)
+	CheckLogin(context.Context, *CheckLoginRequest) (*emptypb.Empty, error)
 }
 
 type Images_PullServer interface {
@@ -122,6 +123,13 @@ func RegisterImagesService(srv *ttrpc.Server, svc ImagesService) {
 				}
 				return svc.Prune(ctx, &req)
 			},
+			"CheckLogin": func(ctx context.Context, unmarshal func(interface{}) error) (interface{}, error) {
+				var req CheckLoginRequest
+				if err := unmarshal(&req); err != nil {
+					return nil, err
+				}
+				return svc.CheckLogin(ctx, &req)
+			},
 		},
 		Streams: map[string]ttrpc.Stream{
 			"Pull": {
@@ -179,6 +187,7 @@ type ImagesClient interface {
 	Prune(context.Context, *PruneRequest) (*PruneResponse, error)
 	Export(context.Context, *ExportRequest) (Images_ExportClient, error)
 	Import(context.Context) (Images_ImportClient, error)
+	CheckLogin(context.Context, *CheckLoginRequest) (*emptypb.Empty, error)
 }
 
 type imagesClient struct {
@@ -361,4 +370,12 @@ func (x *imagesImportClient) CloseAndRecv() (*ImportResponse, error) {
 		return nil, err
 	}
 	return m, nil
+}
+
+func (c *imagesClient) CheckLogin(ctx context.Context, req *CheckLoginRequest) (*emptypb.Empty, error) {
+	var resp emptypb.Empty
+	if err := c.client.Call(ctx, "berth.services.images.v1.Images", "CheckLogin", req, &resp); err != nil {
+		return nil, err
+	}
+	return &resp, nil
 }
