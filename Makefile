@@ -79,13 +79,14 @@ test-images: ## write the test image forms into _output/
 	$(GO) run ./hack/mkimage -bundle _output/bundle -oci-layout _output/oci-layout \
 		-oci-archive _output/berth-test.oci.tar -docker-archive _output/berth-test.docker.tar
 
-bench: build ## benchmark each part against its counterpart side by side (runtime, shim, CNI, snapshotter, pull, idle daemon; prints ratios)
+bench: build ## benchmark each part against its counterpart side by side (runtime, shim, CNI, snapshotter, pull, idle daemon, run --rm; prints ratios)
 	$(GO) run ./hack/bench runtime -runtime bin/berth-runtime
 	$(GO) run ./hack/bench shim -shim-dir bin
 	$(GO) run ./hack/bench cni -plugin-dir bin
 	$(GO) run ./hack/bench snapshot -snapshotter bin/berth-snapshotter
 	$(GO) run ./hack/bench pull
 	$(GO) run ./hack/bench idle -bin bin
+	$(GO) run ./hack/bench run -bin bin
 
 demo: build ## run a container from a bundle with berth-runtime; start berthd and run containers through it with berth
 	rm -rf $(DEMO_DIR)

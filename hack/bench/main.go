@@ -7,6 +7,7 @@
 //	go run ./hack/bench shim-soak [-shim-dir bin] [-execs 100000] [-ref] [-batch 1000]
 //	go run ./hack/bench cni [-plugin-dir bin] [-ref-dir /usr/lib/cni] [-n 30]
 //	go run ./hack/bench snapshot [-snapshotter bin/berth-snapshotter] [-n 5] [-big-mib 280] [-layers 20]
+//	go run ./hack/bench run [-bin bin] [-n 20]
 //	go run ./hack/bench idle [-bin bin] [-settle 3s]
 //	go run ./hack/bench pull [-n 5] [-mib 200] [-layers 8] [-peers containerd,podman]
 package main
@@ -18,7 +19,7 @@ import (
 
 func main() {
 	if len(os.Args) < 2 {
-		fmt.Fprintln(os.Stderr, "usage: bench runtime|shim|shim-soak|cni|snapshot|pull|idle [flags]")
+		fmt.Fprintln(os.Stderr, "usage: bench runtime|shim|shim-soak|cni|snapshot|pull|idle|run [flags]")
 		os.Exit(2)
 	}
 	var err error
@@ -37,8 +38,10 @@ func main() {
 		err = benchPull(os.Args[2:])
 	case "idle":
 		err = benchIdle(os.Args[2:])
+	case "run":
+		err = benchRun(os.Args[2:])
 	default:
-		err = fmt.Errorf("unknown benchmark %q: use runtime, shim, shim-soak, cni, snapshot, pull or idle", os.Args[1])
+		err = fmt.Errorf("unknown benchmark %q: use runtime, shim, shim-soak, cni, snapshot, pull, idle or run", os.Args[1])
 	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
