@@ -92,6 +92,7 @@ func newRootCommand(b *cli.CLI) *cobra.Command {
 		newSaveCommand(b),
 		newLoadCommand(b),
 		newImportCommand(b),
+		newBuildCommand(b),
 		newLoginCommand(b),
 		newLogoutCommand(b),
 		newVolumeCommand(b),

@@ -19,6 +19,7 @@ import (
 	"github.com/spf13/cobra"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/berth-project/berth/manager/builder"
 	"github.com/berth-project/berth/manager/containers"
 	"github.com/berth-project/berth/manager/daemon"
 	"github.com/berth-project/berth/manager/images"
@@ -138,6 +139,7 @@ func run(ctx context.Context, cfg daemon.Config) error {
 		Containers: server.NewContainers(ctrs),
 		Volumes:    server.NewVolumes(vols),
 		Networks:   server.NewNetworks(nets),
+		Build:      server.NewBuild(builder.New(imgs, ctrs, filepath.Join(d.Config().Root, "build"))),
 		Extra:      shimEvents.Register,
 		Stopping:   ctrs.Stopping,
 	})

@@ -219,19 +219,9 @@ func tarHostPath(w io.Writer, root, top string) error {
 		if err != nil {
 			return err
 		}
-		link := ""
-		if fi.Mode()&fs.ModeSymlink != 0 {
-			if link, err = os.Readlink(p); err != nil {
-				return err
-			}
-		}
-		hdr, err := tar.FileInfoHeader(fi, link)
+		hdr, err := hostTarHeader(p, fi, path.Join(top, filepath.ToSlash(rel)))
 		if err != nil {
 			return err
-		}
-		hdr.Name = path.Join(top, filepath.ToSlash(rel))
-		if fi.IsDir() {
-			hdr.Name += "/"
 		}
 		hdr.Uname, hdr.Gname = "", ""
 		if err := tw.WriteHeader(hdr); err != nil {
@@ -290,4 +280,25 @@ func (r *chunkReader) Read(p []byte) (int, error) {
 	n := copy(p, r.buf)
 	r.buf = r.buf[n:]
 	return n, nil
+}
+
+// hostTarHeader is the tar header of the host file p (info fi) under
+// name: a symlink's target read, a directory's name ending in "/".
+func hostTarHeader(p string, fi fs.FileInfo, name string) (*tar.Header, error) {
+	link := ""
+	if fi.Mode()&fs.ModeSymlink != 0 {
+		var err error
+		if link, err = os.Readlink(p); err != nil {
+			return nil, err
+		}
+	}
+	hdr, err := tar.FileInfoHeader(fi, link)
+	if err != nil {
+		return nil, err
+	}
+	hdr.Name = name
+	if fi.IsDir() {
+		hdr.Name += "/"
+	}
+	return hdr, nil
 }

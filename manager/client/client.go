@@ -23,6 +23,7 @@ import (
 	"google.golang.org/protobuf/types/known/emptypb"
 
 	"github.com/berth-project/berth/manager/host"
+	buildv1 "github.com/berth-project/berth/proto/services/build/v1"
 	containersv1 "github.com/berth-project/berth/proto/services/containers/v1"
 	eventsv1 "github.com/berth-project/berth/proto/services/events/v1"
 	imagesv1 "github.com/berth-project/berth/proto/services/images/v1"
@@ -41,6 +42,7 @@ type Client struct {
 	ctrs   containersv1.ContainersClient
 	vols   volumesv1.VolumesService
 	nets   networksv1.NetworksService
+	build  buildv1.BuildClient
 }
 
 // New connects to the daemon at addr ("unix:///run/berth/berthd.sock").
@@ -75,6 +77,7 @@ func New(ctx context.Context, addr string) (*Client, error) {
 	c.ctrs = containersv1.NewContainersClient(c.tc)
 	c.vols = volumesv1.NewVolumesClient(c.tc)
 	c.nets = networksv1.NewNetworksClient(c.tc)
+	c.build = buildv1.NewBuildClient(c.tc)
 	return c, nil
 }
 
@@ -121,6 +124,10 @@ func (c *Client) Volumes() volumesv1.VolumesService { return c.vols }
 // Networks is the network service. Errors of its calls are converted as
 // the client's own are.
 func (c *Client) Networks() networksv1.NetworksService { return c.nets }
+
+// Build is the build service; its only call is a stream: pass the
+// errors of Send and Recv through Error.
+func (c *Client) Build() buildv1.BuildClient { return c.build }
 
 // EventStream is a subscription to the daemon's events.
 type EventStream struct {

@@ -10,6 +10,7 @@ import (
 	"github.com/berth-project/berth/internal/memtrim"
 	"github.com/berth-project/berth/manager/log"
 	"github.com/berth-project/berth/manager/server"
+	buildv1 "github.com/berth-project/berth/proto/services/build/v1"
 	containersv1 "github.com/berth-project/berth/proto/services/containers/v1"
 	imagesv1 "github.com/berth-project/berth/proto/services/images/v1"
 	networksv1 "github.com/berth-project/berth/proto/services/networks/v1"
@@ -32,6 +33,8 @@ type Services struct {
 	Volumes volumesv1.VolumesService
 	// Networks is the network service; nil serves none.
 	Networks networksv1.NetworksService
+	// Build is the build service; nil serves none.
+	Build buildv1.BuildService
 	// Extra registers other APIs' services on the daemon's server (the
 	// events shims forward).
 	Extra func(*ttrpc.Server)
@@ -83,6 +86,7 @@ func (d *Daemon) Serve(ctx context.Context, svc Services) error {
 		Containers: svc.Containers,
 		Volumes:    svc.Volumes,
 		Networks:   svc.Networks,
+		Build:      svc.Build,
 		Extra:      svc.Extra,
 	})
 

@@ -39,6 +39,7 @@ type CommitOptions struct {
 // layer's diff ID appended; the manifest is an OCI one naming the base's
 // layer blobs and the new one. The image is unpacked (on the base's
 // snapshots) and recorded under opts.Ref, or dangling.
+// A nil layerTar makes an image that differs from base in its config only.
 func (s *Service) Commit(ctx context.Context, base string, layerTar io.Reader, opts CommitOptions) (_ Image, retErr error) {
 	var name string
 	if opts.Ref != "" {
@@ -78,11 +79,19 @@ func (s *Service) Commit(ctx context.Context, base string, layerTar io.Reader, o
 	if err != nil {
 		return Image{}, err
 	}
-	layerDesc, diffID, err := s.commitLayer(ctx, l, layerTar)
-	if err != nil {
-		return Image{}, err
+	// Without a layer the image differs from its base in its config only
+	// (a builder's ENV, CMD...): no layer, a history entry marked empty.
+	var layerDesc *ocispec.Descriptor
+	if layerTar != nil {
+		d, diffID, err := s.commitLayer(ctx, l, layerTar)
+		if err != nil {
+			return Image{}, err
+		}
+		layerDesc = &d
+		cfg.RootFS.DiffIDs = append(slices.Clone(cfg.RootFS.DiffIDs), diffID)
+	} else {
+		cfg.History[len(cfg.History)-1].EmptyLayer = true
 	}
-	cfg.RootFS.DiffIDs = append(slices.Clone(cfg.RootFS.DiffIDs), diffID)
 	cb, err := json.Marshal(cfg)
 	if err != nil {
 		return Image{}, err
@@ -97,7 +106,9 @@ func (s *Service) Commit(ctx context.Context, base string, layerTar io.Reader, o
 	for _, ld := range im.Parsed.Layers {
 		m.Layers = append(m.Layers, ociLayer(ld))
 	}
-	m.Layers = append(m.Layers, layerDesc)
+	if layerDesc != nil {
+		m.Layers = append(m.Layers, *layerDesc)
+	}
 	mb, err := json.Marshal(m)
 	if err != nil {
 		return Image{}, err

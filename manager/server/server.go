@@ -13,6 +13,7 @@ import (
 	"github.com/containerd/errdefs"
 	"github.com/containerd/ttrpc"
 
+	buildv1 "github.com/berth-project/berth/proto/services/build/v1"
 	containersv1 "github.com/berth-project/berth/proto/services/containers/v1"
 	eventsv1 "github.com/berth-project/berth/proto/services/events/v1"
 	imagesv1 "github.com/berth-project/berth/proto/services/images/v1"
@@ -37,6 +38,8 @@ type Services struct {
 	Volumes volumesv1.VolumesService
 	// Networks is the network service; nil serves none.
 	Networks networksv1.NetworksService
+	// Build is the build service; nil serves none.
+	Build buildv1.BuildService
 	// Extra registers services of other APIs on the same server: the
 	// events shims forward (containerd's events service).
 	Extra func(*ttrpc.Server)
@@ -59,6 +62,9 @@ func Register(srv *ttrpc.Server, calls *Calls, s Services) {
 	}
 	if s.Networks != nil {
 		networksv1.RegisterNetworksService(srv, s.Networks) // all unary
+	}
+	if s.Build != nil {
+		RegisterBuild(srv, calls, s.Build)
 	}
 	if s.Extra != nil {
 		s.Extra(srv)
