@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -672,5 +673,20 @@ func TestUpdate(t *testing.T) {
 	}
 	if r := d.berth("", "update", "-m", "1k", "limited"); r.code == 0 || !strings.Contains(r.stderr, "too small") {
 		t.Errorf("update to 1k: %v", r)
+	}
+}
+
+// TestContainerEvents: a container's life shows in berth events as
+// docker's: create, attach, start, die and destroy for a run --rm.
+func TestContainerEvents(t *testing.T) {
+	d := containerDaemon(t, options{})
+	since := strconv.FormatInt(time.Now().Add(-time.Second).Unix(), 10)
+	id := strings.TrimSpace(d.run("create", "--name", "evented", "--rm", image, "true"))
+	d.run("start", "-a", "evented")
+	waitFor(t, "--rm to remove it", func() bool { return d.run("ps", "-aq") == "" })
+	until := strconv.FormatInt(time.Now().Add(time.Second).Unix(), 10)
+	out := d.run("events", "--since", since, "--until", until, "--filter", "container="+id, "--format", "{{.Action}}")
+	if got := strings.Fields(out); !slices.Equal(got, []string{"create", "attach", "start", "die", "destroy"}) {
+		t.Errorf("events of a run --rm: %q, want create attach start die destroy", got)
 	}
 }
