@@ -690,3 +690,29 @@ func TestContainerEvents(t *testing.T) {
 		t.Errorf("events of a run --rm: %q, want create attach start die destroy", got)
 	}
 }
+
+// TestOrphanedBundle: what a berthd that died in the middle of a start
+// left (a bundle with a mounted root filesystem, for a container it never
+// recorded as running) is cleaned up when berthd starts again.
+func TestOrphanedBundle(t *testing.T) {
+	d := containerDaemon(t, options{})
+	if err := d.stop(30 * time.Second); err != nil {
+		t.Fatal(err)
+	}
+	bundle := filepath.Join(d.state, "containers", strings.Repeat("ab", 32))
+	rootfs := filepath.Join(bundle, "rootfs")
+	if err := os.MkdirAll(rootfs, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Mount("tmpfs", rootfs, "tmpfs", 0, ""); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { syscall.Unmount(rootfs, syscall.MNT_DETACH) })
+	startDaemon(t, options{root: d.root, state: d.state})
+	if _, err := os.Stat(bundle); err == nil {
+		t.Errorf("the orphaned bundle %s is still there after berthd started", bundle)
+	}
+	if b, _ := os.ReadFile("/proc/self/mountinfo"); strings.Contains(string(b), rootfs) {
+		t.Errorf("the orphaned root filesystem %s is still mounted", rootfs)
+	}
+}

@@ -252,7 +252,7 @@ func execProcess(bundle string, start *containersv1.ExecStart) (*specs.Process, 
 	p.Args = start.GetCmd()
 	p.Terminal = start.GetTty()
 	p.ConsoleSize = nil
-	p.Env = mergeEnv(p.Env, start.GetEnv())
+	p.Env = ocispec.MergeEnv(p.Env, start.GetEnv())
 	if start.GetWorkingDir() != "" {
 		if !filepath.IsAbs(start.GetWorkingDir()) {
 			return nil, fmt.Errorf("the working directory %q is not an absolute path: %w", start.GetWorkingDir(), errdefs.ErrInvalidArgument)
@@ -271,23 +271,4 @@ func execProcess(bundle string, start *containersv1.ExecStart) (*specs.Process, 
 		p.Capabilities = &specs.LinuxCapabilities{Bounding: all, Effective: all, Permitted: all}
 	}
 	return &p, nil
-}
-
-// mergeEnv sets each KEY=VALUE of add over env, replacing the same key.
-func mergeEnv(env, add []string) []string {
-	out := append([]string(nil), env...)
-	for _, kv := range add {
-		key, _, _ := strings.Cut(kv, "=")
-		replaced := false
-		for i, old := range out {
-			if k, _, _ := strings.Cut(old, "="); k == key {
-				out[i] = kv
-				replaced = true
-			}
-		}
-		if !replaced {
-			out = append(out, kv)
-		}
-	}
-	return out
 }

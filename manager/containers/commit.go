@@ -14,6 +14,7 @@ import (
 
 	"github.com/berth-project/berth/manager/images"
 	"github.com/berth-project/berth/manager/log"
+	"github.com/berth-project/berth/manager/ocispec"
 	containersv1 "github.com/berth-project/berth/proto/services/containers/v1"
 	"github.com/berth-project/berth/snapshotter"
 	"github.com/berth-project/berth/snapshotter/layer"
@@ -174,15 +175,7 @@ func committedRuntimeConfig(c *containersv1.Config, img imagespec.ImageConfig) i
 	if len(c.GetCmd()) > 0 {
 		out.Cmd = slices.Clone(c.GetCmd())
 	}
-	for _, kv := range c.GetEnv() {
-		k, _, _ := strings.Cut(kv, "=")
-		i := slices.IndexFunc(out.Env, func(e string) bool { ek, _, _ := strings.Cut(e, "="); return ek == k })
-		if i >= 0 {
-			out.Env[i] = kv
-		} else {
-			out.Env = append(out.Env, kv)
-		}
-	}
+	out.Env = ocispec.MergeEnv(out.Env, c.GetEnv())
 	if c.GetWorkingDir() != "" {
 		out.WorkingDir = c.GetWorkingDir()
 	}

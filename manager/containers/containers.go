@@ -165,6 +165,7 @@ func Open(ctx context.Context, cfg Config) (*Service, error) {
 	if err != nil {
 		return nil, err
 	}
+	s.cleanOrphans(ctx, recs)
 	for _, r := range recs {
 		c := s.track(r.GetId())
 		close(c.exited)

@@ -86,14 +86,16 @@ func (s *Service) Create(ctx context.Context, name string, cfg *containersv1.Con
 			}
 		}
 	}()
-	if err := s.useVolumes(ctx, id, cfg, parent); err != nil {
-		return nil, err
-	}
+	// Released on failure also when taking them failed half-way: those
+	// taken (named in cfg by then) would otherwise stay in use.
 	defer func() {
-		if retErr != nil {
+		if retErr != nil && s.cfg.Volumes != nil {
 			s.releaseVolumes(context.WithoutCancel(ctx), id, cfg, true)
 		}
 	}()
+	if err := s.useVolumes(ctx, id, cfg, parent); err != nil {
+		return nil, err
+	}
 	v, err := proto.Marshal(rec)
 	if err != nil {
 		return nil, err

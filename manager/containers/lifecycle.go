@@ -27,8 +27,6 @@ import (
 // errdefs kind.
 func wireError(err error) error { return errgrpc.ToNative(err) }
 
-func errorKind(err error) error { return errgrpc.ToNative(err) }
-
 // parseSignal reads a signal as docker takes it: a name with or without
 // SIG ("TERM", "SIGKILL") or a number.
 func parseSignal(s string) (syscall.Signal, error) {
@@ -77,18 +75,22 @@ func (s *Service) Stop(ctx context.Context, ref string, timeout *int32, signal s
 	if err != nil {
 		return err
 	}
-	c := s.track(id)
-	// Marked first: a container waiting to be restarted stays stopped.
-	s.markStopped(id)
-	run, _, exited := c.current()
-	if run == nil {
-		return nil
-	}
 	sig := s.stopSignal(ctx, r)
 	if signal != "" {
 		if sig, err = parseSignal(signal); err != nil {
 			return err
 		}
+	}
+	c := s.track(id)
+	// Under the lifecycle lock: a start in progress finishes first, and is
+	// then stopped. Marked first: a container waiting to be restarted
+	// stays stopped.
+	c.mu.Lock()
+	s.markStopped(id)
+	run, exited := c.run, c.exited
+	c.mu.Unlock()
+	if run == nil {
+		return nil
 	}
 	wait := 10 * time.Second
 	if t := r.GetConfig().GetStopTimeout(); t != 0 {
@@ -98,21 +100,22 @@ func (s *Service) Stop(ctx context.Context, ref string, timeout *int32, signal s
 		wait = time.Duration(*timeout) * time.Second
 	}
 	s.thaw(ctx, id, run)
+	if _, err := run.shim.Task.Kill(ctx, &taskapi.KillRequest{ID: id, Signal: uint32(sig)}); err != nil && !errdefs.IsNotFound(wireError(err)) {
+		log.L(ctx).Warn("stop signal", "id", id, "error", err)
+	}
+	s.publish(ctx, events.ActionKill, r, map[string]string{"signal": strconv.Itoa(int(sig))})
+	// A negative timeout waits as long as it takes, as docker's.
+	var deadline <-chan time.Time
 	if wait >= 0 {
-		if _, err := run.shim.Task.Kill(ctx, &taskapi.KillRequest{ID: id, Signal: uint32(sig)}); err != nil && !errdefs.IsNotFound(wireError(err)) {
-			log.L(ctx).Warn("stop signal", "id", id, "error", err)
-		}
-		s.publish(ctx, events.ActionKill, r, map[string]string{"signal": strconv.Itoa(int(sig))})
-		if wait > 0 {
-			select {
-			case <-exited:
-				s.publish(ctx, events.ActionStop, r, nil)
-				return nil
-			case <-time.After(wait):
-			case <-ctx.Done():
-				return ctx.Err()
-			}
-		}
+		deadline = time.After(wait)
+	}
+	select {
+	case <-exited:
+		s.publish(ctx, events.ActionStop, r, nil)
+		return nil
+	case <-deadline:
+	case <-ctx.Done():
+		return ctx.Err()
 	}
 	if _, err := run.shim.Task.Kill(ctx, &taskapi.KillRequest{ID: id, Signal: uint32(syscall.SIGKILL), All: true}); err != nil && !errdefs.IsNotFound(wireError(err)) {
 		return fmt.Errorf("kill: %w", wireError(err))
@@ -169,15 +172,19 @@ func (s *Service) Remove(ctx context.Context, ref string, force, volumes bool) e
 		return err
 	}
 	c := s.track(id)
-	if force {
-		// Killed to be removed: no restart policy brings it back meanwhile.
-		s.markStopped(id)
-	}
+	// Under the lifecycle lock, until it is seen not running: a start in
+	// progress finishes first, then is killed (with force); a restart
+	// policy does not bring it back meanwhile (marked stopped).
 	for {
-		run, _, exited := c.current()
-		if run == nil {
-			break
+		c.mu.Lock()
+		if force {
+			s.markStopped(id)
 		}
+		run, exited := c.run, c.exited
+		if run == nil {
+			break // holding c.mu
+		}
+		c.mu.Unlock()
 		if !force {
 			r, _ := s.record(id)
 			return fmt.Errorf("cannot remove container %q: container is running: stop the container before removing or force remove: %w", "/"+r.GetName(), errdefs.ErrFailedPrecondition)
@@ -192,11 +199,7 @@ func (s *Service) Remove(ctx context.Context, ref string, force, volumes bool) e
 			return ctx.Err()
 		}
 	}
-	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.run != nil {
-		return fmt.Errorf("container %s was started again while being removed: %w", id, errdefs.ErrConflict)
-	}
 	r, err := s.update(id, func(r *containersv1.Container) { r.State.Status = StatusRemoving })
 	if err != nil {
 		return err

@@ -96,7 +96,11 @@ func (s *Service) Rename(ctx context.Context, ref, name string) error {
 	err = s.db.Update(func(tx *bolt.Tx) error {
 		v1 := tx.Bucket(bucketV1)
 		names, recs := v1.Bucket(bucketNames), v1.Bucket(bucketContainers)
-		if err := proto.Unmarshal(recs.Get([]byte(id)), &rec); err != nil {
+		v := recs.Get([]byte(id))
+		if v == nil {
+			return fmt.Errorf("No such container: %s: %w", ref, errdefs.ErrNotFound)
+		}
+		if err := proto.Unmarshal(v, &rec); err != nil {
 			return err
 		}
 		if rec.GetName() == name {
@@ -122,6 +126,10 @@ func (s *Service) Rename(ctx context.Context, ref, name string) error {
 		return err
 	}
 	s.publish(ctx, "rename", &rec, nil)
+	// Peers on its network know it by its new name.
+	if st := rec.GetState().GetStatus(); st == StatusRunning || st == StatusPaused {
+		s.syncHosts(ctx, rec.GetConfig().GetNetworkMode())
+	}
 	return nil
 }
 

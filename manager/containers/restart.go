@@ -109,8 +109,12 @@ func (s *Service) maybeRestart(ctx context.Context, c *container, r *containersv
 		if _, err := s.update(c.id, func(r *containersv1.Container) { r.RestartCount++ }); err != nil {
 			return
 		}
-		if err := s.start(ctx, c, cur); err != nil {
+		if err := s.start(ctx, c, true); err != nil {
+			// As docker's: a failed restart is tried again, later.
 			log.L(ctx).Warn("restart", "id", c.id, "name", cur.GetName(), "error", err)
+			if again, rerr := s.record(c.id); rerr == nil {
+				s.maybeRestart(ctx, c, again, again.GetState().GetExitCode(), 0)
+			}
 		}
 	}()
 }
@@ -129,7 +133,11 @@ func (s *Service) startAtStartup(ctx context.Context, recs []*containersv1.Conta
 		if err != nil || !p.atStartup(r.GetManuallyStopped()) {
 			continue
 		}
-		if err := s.start(ctx, s.track(r.GetId()), r); err != nil {
+		if s.stopping.Err() != nil {
+			return
+		}
+		// The policy chose it (always starts even what the user stopped).
+		if err := s.start(ctx, s.track(r.GetId()), false); err != nil {
 			log.L(ctx).Warn("start at start-up (restart policy)", "id", r.GetId(), "name", r.GetName(), "error", err)
 		}
 	}

@@ -64,7 +64,7 @@ func (s *Service) Start(ctx context.Context, ref string) error {
 	if err != nil {
 		return err
 	}
-	err = s.start(ctx, c, r)
+	err = s.start(ctx, c, false)
 	if err != nil && r.GetConfig().GetAutoRemove() {
 		// As docker: a --rm container that cannot start goes.
 		if rerr := s.Remove(context.WithoutCancel(ctx), id, true, true); rerr != nil {
@@ -74,7 +74,9 @@ func (s *Service) Start(ctx context.Context, ref string) error {
 	return err
 }
 
-func (s *Service) start(ctx context.Context, c *container, r *containersv1.Container) error {
+// start starts c; by a restart policy (policy set), only if the user has
+// not stopped it meanwhile and berthd is not shutting down.
+func (s *Service) start(ctx context.Context, c *container, policy bool) error {
 	id := c.id
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -85,6 +87,9 @@ func (s *Service) start(ctx context.Context, c *container, r *containersv1.Conta
 	r, err := s.record(id)
 	if err != nil {
 		return err
+	}
+	if policy && (r.GetManuallyStopped() || s.stopping.Err() != nil) {
+		return nil
 	}
 	switch r.GetState().GetStatus() {
 	case StatusRemoving, StatusDead:
@@ -118,7 +123,8 @@ func (s *Service) start(ctx context.Context, c *container, r *containersv1.Conta
 	})
 	if err != nil {
 		// The record cannot say it runs: end it rather than leave it
-		// running unknown.
+		// running unknown (with the ports it was given).
+		r.Network = networkSettings(r.GetConfig().GetNetworkMode(), att)
 		s.abort(ctx, c, run, r)
 		return err
 	}
@@ -401,7 +407,7 @@ func (s *Service) finish(ctx context.Context, c *container, run *running, code i
 func (s *Service) teardown(ctx context.Context, id string, run *running, r *containersv1.Container) {
 	dctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	if _, err := run.shim.Task.Delete(dctx, &taskapi.DeleteRequest{ID: id}); err != nil && !errdefs.IsNotFound(errorKind(err)) {
+	if _, err := run.shim.Task.Delete(dctx, &taskapi.DeleteRequest{ID: id}); err != nil && !errdefs.IsNotFound(wireError(err)) {
 		log.L(ctx).Warn("delete the task", "id", id, "error", err)
 	}
 	// The shim closes its ends of the streams at Delete: what the process

@@ -9,6 +9,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 
@@ -35,7 +36,7 @@ func (s *Service) useVolumes(ctx context.Context, id string, cfg *containersv1.C
 			return fmt.Errorf("volume %s: %w", m.GetSource(), err)
 		}
 		m.Source = name
-		if created && !hasOption(m.GetOptions(), "nocopy") && !hasOption(m.GetOptions(), "volume-nocopy") {
+		if created && !slices.Contains(m.GetOptions(), "nocopy") && !slices.Contains(m.GetOptions(), "volume-nocopy") {
 			fresh = append(fresh, m)
 			dirs = append(dirs, dir)
 		}
@@ -84,15 +85,6 @@ func anonymous(name string) bool {
 	}
 	_, err := hex.DecodeString(name)
 	return err == nil
-}
-
-func hasOption(opts []string, o string) bool {
-	for _, x := range opts {
-		if x == o {
-			return true
-		}
-	}
-	return false
 }
 
 // copyInto copies root/dest (a path inside root, resolved inside it) into

@@ -337,6 +337,12 @@ func environment(o Options, hostname, home string) ([]string, error) {
 	return env, nil
 }
 
+// MergeEnv returns env with each KEY=VALUE of over set: a key already
+// there is replaced in place, a new one appended. env is not changed.
+func MergeEnv(env, over []string) []string {
+	return setEnv(slices.Clone(env), over)
+}
+
 func setEnv(env, over []string) []string {
 	for _, kv := range over {
 		k, _, _ := strings.Cut(kv, "=")
