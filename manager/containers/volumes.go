@@ -5,16 +5,14 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"io"
-	"io/fs"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
-	"syscall"
 
 	"golang.org/x/sys/unix"
 
+	"github.com/berth-project/berth/internal/fscopy"
 	"github.com/berth-project/berth/manager/log"
 	containersv1 "github.com/berth-project/berth/proto/services/containers/v1"
 	"github.com/berth-project/berth/snapshotter/mount"
@@ -57,7 +55,7 @@ func (s *Service) useVolumes(ctx context.Context, id string, cfg *containersv1.C
 	}()
 	return mount.WithTempMount(ctx, ms, func(root string) error {
 		for i, m := range fresh {
-			if err := copyInto(root, m.GetDestination(), dirs[i]); err != nil {
+			if err := copyInto(ctx, root, m.GetDestination(), dirs[i]); err != nil {
 				return fmt.Errorf("fill volume %s from the image's %s: %w", m.GetSource(), m.GetDestination(), err)
 			}
 		}
@@ -88,9 +86,9 @@ func anonymous(name string) bool {
 }
 
 // copyInto copies root/dest (a path inside root, resolved inside it) into
-// dir, which is empty: files, directories, symlinks with their modes and
-// owners. A dest the image does not have copies nothing.
-func copyInto(root, dest, dir string) error {
+// dir, which is empty: everything a container sees (owners, modes, times,
+// xattrs, links). A dest the image does not have copies nothing.
+func copyInto(ctx context.Context, root, dest, dir string) error {
 	src, err := openInRoot(root, dest)
 	if err != nil {
 		if errors.Is(err, os.ErrNotExist) || errors.Is(err, unix.ENOTDIR) {
@@ -99,7 +97,7 @@ func copyInto(root, dest, dir string) error {
 		return err
 	}
 	defer src.Close()
-	// The path resolved inside root: walked from there (the image's own
+	// The path resolved inside root: copied from there (the image's own
 	// symlinks below it are copied as links, never followed).
 	srcPath, err := os.Readlink(fmt.Sprintf("/proc/self/fd/%d", src.Fd()))
 	if err != nil {
@@ -108,78 +106,12 @@ func copyInto(root, dest, dir string) error {
 	if !strings.HasPrefix(srcPath, filepath.Clean(root)+"/") {
 		return fmt.Errorf("%s resolves outside the image (%s)", dest, srcPath)
 	}
-	st, err := os.Stat(srcPath)
-	if err != nil || !st.IsDir() {
+	// The volume's directory is made again as the image's (its mode and
+	// owner too): it is empty and nothing uses it yet.
+	if err := os.Remove(dir); err != nil {
 		return err
 	}
-	// The volume's directory takes the mode and owner of the image's.
-	if err := copyMeta(srcPath, dir, st); err != nil {
-		return err
-	}
-	return filepath.WalkDir(srcPath, func(p string, d fs.DirEntry, err error) error {
-		if err != nil || p == srcPath {
-			return err
-		}
-		rel := strings.TrimPrefix(p, srcPath+"/")
-		target := filepath.Join(dir, rel)
-		info, err := d.Info()
-		if err != nil {
-			return err
-		}
-		switch {
-		case d.IsDir():
-			if err := os.Mkdir(target, 0o700); err != nil {
-				return err
-			}
-		case info.Mode()&os.ModeSymlink != 0:
-			link, err := os.Readlink(p)
-			if err != nil {
-				return err
-			}
-			if err := os.Symlink(link, target); err != nil {
-				return err
-			}
-		case info.Mode().IsRegular():
-			if err := copyFile(p, target); err != nil {
-				return err
-			}
-		default:
-			// Devices, FIFOs and sockets are not copied, as docker does not.
-			return nil
-		}
-		return copyMeta(p, target, info)
-	})
-}
-
-func copyFile(from, to string) error {
-	in, err := os.Open(from)
-	if err != nil {
-		return err
-	}
-	defer in.Close()
-	out, err := os.OpenFile(to, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-	if err != nil {
-		return err
-	}
-	if _, err := io.Copy(out, in); err != nil {
-		out.Close()
-		return err
-	}
-	return out.Close()
-}
-
-func copyMeta(from, to string, info fs.FileInfo) error {
-	st, ok := info.Sys().(*syscall.Stat_t)
-	if !ok {
-		return fmt.Errorf("no owner known for %s", from)
-	}
-	if err := os.Lchown(to, int(st.Uid), int(st.Gid)); err != nil {
-		return err
-	}
-	if info.Mode()&os.ModeSymlink != 0 {
-		return nil
-	}
-	return unix.Chmod(to, uint32(st.Mode)&07777)
+	return fscopy.CopyTree(ctx, dir, srcPath)
 }
 
 // openInRoot opens name inside root, resolving symlinks as if root were /.

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"os"
 
+	"github.com/berth-project/berth/internal/fscopy"
 	"github.com/berth-project/berth/snapshotter"
 	"github.com/berth-project/berth/snapshotter/store"
 )
@@ -33,7 +34,7 @@ func (backend) Populate(ctx context.Context, dir string, kind snapshotter.Kind, 
 	if kind != snapshotter.KindActive || len(parents) == 0 {
 		return os.Mkdir(store.FS(dir), 0o755)
 	}
-	return copyTree(ctx, store.FS(dir), store.FS(parents[0]))
+	return fscopy.CopyTree(ctx, store.FS(dir), store.FS(parents[0]))
 }
 
 func (backend) Mounts(dir string, kind snapshotter.Kind, parents []string) []snapshotter.Mount {

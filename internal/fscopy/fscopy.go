@@ -1,4 +1,7 @@
-package native
+// Package fscopy copies a directory tree with everything a container sees
+// in it: the native snapshotter makes a snapshot as a copy of its parent,
+// and berthd fills a new volume with what the image holds where it mounts.
+package fscopy
 
 import (
 	"context"
@@ -12,10 +15,10 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// copyTree copies the tree at src to dst (which must not exist) with
+// CopyTree copies the tree at src to dst (which must not exist) with
 // everything a container sees: owners, modes, times, xattrs, devices,
 // symlinks, and hardlinks as hardlinks.
-func copyTree(ctx context.Context, dst, src string) error {
+func CopyTree(ctx context.Context, dst, src string) error {
 	type inode struct{ dev, ino uint64 }
 	links := map[inode]string{}
 	var dirs []string // to stamp with their times once their contents are in
