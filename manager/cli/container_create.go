@@ -8,12 +8,13 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"syscall"
 
 	"github.com/containerd/errdefs"
 	"github.com/docker/go-units"
-	"golang.org/x/sys/unix"
 
 	"github.com/berth-project/berth/manager/client"
+	"github.com/berth-project/berth/manager/signals"
 	containersv1 "github.com/berth-project/berth/proto/services/containers/v1"
 )
 
@@ -267,23 +268,14 @@ func readEnv(files, vars []string, lookupEnv func(string) (string, bool)) ([]str
 	return env, nil
 }
 
-// ParseSignal reads a signal as docker does: a name with or without SIG
-// ("TERM", "SIGKILL", any case) or a number.
-func ParseSignal(s string) (unix.Signal, error) {
-	if n, err := strconv.Atoi(s); err == nil {
-		if n <= 0 || n > 64 {
-			return 0, fmt.Errorf("invalid signal: %s", s)
-		}
-		return unix.Signal(n), nil
+// ParseSignal reads a signal as docker's command line does (see
+// manager/signals), its error worded as docker's.
+func ParseSignal(s string) (syscall.Signal, error) {
+	sig, err := signals.Parse(s)
+	if err != nil {
+		return 0, fmt.Errorf("invalid signal: %s", s)
 	}
-	name := strings.ToUpper(s)
-	if !strings.HasPrefix(name, "SIG") {
-		name = "SIG" + name
-	}
-	if sig := unix.SignalNum(name); sig != 0 {
-		return sig, nil
-	}
-	return 0, fmt.Errorf("invalid signal: %s", s)
+	return sig, nil
 }
 
 // runError is how `run` and `create` fail before the container runs:

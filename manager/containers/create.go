@@ -18,6 +18,7 @@ import (
 	"github.com/berth-project/berth/manager/events"
 	"github.com/berth-project/berth/manager/images"
 	"github.com/berth-project/berth/manager/log"
+	"github.com/berth-project/berth/manager/signals"
 	containersv1 "github.com/berth-project/berth/proto/services/containers/v1"
 	"github.com/berth-project/berth/snapshotter"
 )
@@ -191,7 +192,7 @@ func (s *Service) validateConfig(ctx context.Context, cfg *containersv1.Config) 
 		}
 	}
 	if cfg.GetStopSignal() != "" {
-		if _, err := parseSignal(cfg.GetStopSignal()); err != nil {
+		if _, err := signals.Parse(cfg.GetStopSignal()); err != nil {
 			return err
 		}
 	}

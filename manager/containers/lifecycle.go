@@ -15,36 +15,17 @@ import (
 	"github.com/containerd/errdefs"
 	"github.com/containerd/errdefs/pkg/errgrpc"
 	bolt "go.etcd.io/bbolt"
-	"golang.org/x/sys/unix"
 
 	"github.com/berth-project/berth/manager/events"
 	"github.com/berth-project/berth/manager/filters"
 	"github.com/berth-project/berth/manager/log"
+	"github.com/berth-project/berth/manager/signals"
 	containersv1 "github.com/berth-project/berth/proto/services/containers/v1"
 )
 
 // wireError turns an error of a call to the shim into one with its
 // errdefs kind.
 func wireError(err error) error { return errgrpc.ToNative(err) }
-
-// parseSignal reads a signal as docker takes it: a name with or without
-// SIG ("TERM", "SIGKILL") or a number.
-func parseSignal(s string) (syscall.Signal, error) {
-	if n, err := strconv.Atoi(s); err == nil {
-		if n <= 0 || n > 64 {
-			return 0, fmt.Errorf("invalid signal: %s: %w", s, errdefs.ErrInvalidArgument)
-		}
-		return syscall.Signal(n), nil
-	}
-	name := strings.ToUpper(s)
-	if !strings.HasPrefix(name, "SIG") {
-		name = "SIG" + name
-	}
-	if sig := unix.SignalNum(name); sig != 0 {
-		return sig, nil
-	}
-	return 0, fmt.Errorf("invalid signal: %s: %w", s, errdefs.ErrInvalidArgument)
-}
 
 // stopSignal is the signal Stop sends first: the container's, the
 // image's, else SIGTERM.
@@ -53,7 +34,7 @@ func (s *Service) stopSignal(ctx context.Context, r *containersv1.Container) sys
 		if name == "" {
 			continue
 		}
-		if sig, err := parseSignal(name); err == nil {
+		if sig, err := signals.Parse(name); err == nil {
 			return sig
 		}
 	}
@@ -77,7 +58,7 @@ func (s *Service) Stop(ctx context.Context, ref string, timeout *int32, signal s
 	}
 	sig := s.stopSignal(ctx, r)
 	if signal != "" {
-		if sig, err = parseSignal(signal); err != nil {
+		if sig, err = signals.Parse(signal); err != nil {
 			return err
 		}
 	}
@@ -144,7 +125,7 @@ func (s *Service) Kill(ctx context.Context, ref, signal string) error {
 	}
 	sig := syscall.SIGKILL
 	if signal != "" {
-		if sig, err = parseSignal(signal); err != nil {
+		if sig, err = signals.Parse(signal); err != nil {
 			return err
 		}
 	}
