@@ -15,7 +15,7 @@ var (
 // APIVersion is the version of berth's API (proto/): the major is the
 // services' package version (v1), the minor grows as fields and calls are
 // added, so a client can tell whether the daemon has what it needs.
-const APIVersion = "1.0"
+const APIVersion = "1.1"
 
 // GoVersion is the Go release the binary was built with.
 func GoVersion() string { return runtime.Version() }
