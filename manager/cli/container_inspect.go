@@ -337,33 +337,44 @@ func (cli *CLI) Inspect(ctx context.Context, names []string, opts ContainerInspe
 	if err != nil {
 		return err
 	}
+	return cli.inspectEach(names, opts.Format, func(n string) (any, error) {
+		if opts.Type != "image" {
+			resp, err := c.Containers().Get(ctx, &containersv1.GetRequest{Id: n, Size: opts.Size})
+			if err == nil {
+				return toContainerJSON(resp.GetContainer(), opts.Size), nil
+			}
+			if opts.Type == "container" || !errdefs.IsNotFound(err) {
+				return nil, err
+			}
+		}
+		resp, err := c.Images().Get(ctx, &imagesv1.GetRequest{Name: n})
+		if err == nil {
+			return toInspect(resp.GetImage()), nil
+		}
+		if opts.Type == "" && errdefs.IsNotFound(err) {
+			err = fmt.Errorf("Error: No such object: %s", n)
+		}
+		return nil, err
+	})
+}
+
+// inspectEach looks each name up with get and writes what was found as
+// writeInspect does; the names not found are reported after the others,
+// and make the command fail.
+func (cli *CLI) inspectEach(names []string, format string, get func(name string) (any, error)) error {
 	var (
 		found []any
 		errs  []error
 	)
 	for _, n := range names {
-		if opts.Type != "image" {
-			resp, err := c.Containers().Get(ctx, &containersv1.GetRequest{Id: n, Size: opts.Size})
-			if err == nil {
-				found = append(found, toContainerJSON(resp.GetContainer(), opts.Size))
-				continue
-			}
-			if opts.Type == "container" || !errdefs.IsNotFound(err) {
-				errs = append(errs, err)
-				continue
-			}
-		}
-		resp, err := c.Images().Get(ctx, &imagesv1.GetRequest{Name: n})
-		if err == nil {
-			found = append(found, toInspect(resp.GetImage()))
+		v, err := get(n)
+		if err != nil {
+			errs = append(errs, err)
 			continue
 		}
-		if opts.Type == "" && errdefs.IsNotFound(err) {
-			err = fmt.Errorf("Error: No such object: %s", n)
-		}
-		errs = append(errs, err)
+		found = append(found, v)
 	}
-	if err := cli.writeInspect(found, opts.Format); err != nil {
+	if err := cli.writeInspect(found, format); err != nil {
 		return err
 	}
 	return errors.Join(errs...)

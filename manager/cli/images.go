@@ -232,22 +232,13 @@ func (cli *CLI) ImageInspect(ctx context.Context, names []string, opts InspectOp
 	if err != nil {
 		return err
 	}
-	var (
-		found []any
-		errs  []error
-	)
-	for _, n := range names {
+	return cli.inspectEach(names, opts.Format, func(n string) (any, error) {
 		resp, err := c.Images().Get(ctx, &imagesv1.GetRequest{Name: n})
 		if err != nil {
-			errs = append(errs, err)
-			continue
+			return nil, err
 		}
-		found = append(found, toInspect(resp.GetImage()))
-	}
-	if err := cli.writeInspect(found, opts.Format); err != nil {
-		return err
-	}
-	return errors.Join(errs...)
+		return toInspect(resp.GetImage()), nil
+	})
 }
 
 // HistoryOptions are the flags of `berth history`.

@@ -2,7 +2,6 @@ package cli
 
 import (
 	"context"
-	"errors"
 
 	networksv1 "github.com/berth-project/berth/proto/services/networks/v1"
 )
@@ -98,20 +97,11 @@ func (cli *CLI) NetworkInspect(ctx context.Context, names []string, opts Network
 	if err != nil {
 		return err
 	}
-	var (
-		found []any
-		errs  []error
-	)
-	for _, n := range names {
+	return cli.inspectEach(names, opts.Format, func(n string) (any, error) {
 		resp, err := c.Networks().Get(ctx, &networksv1.GetRequest{Name: n})
 		if err != nil {
-			errs = append(errs, err)
-			continue
+			return nil, err
 		}
-		found = append(found, toNetworkJSON(resp.GetNetwork()))
-	}
-	if err := cli.writeInspect(found, opts.Format); err != nil {
-		return err
-	}
-	return errors.Join(errs...)
+		return toNetworkJSON(resp.GetNetwork()), nil
+	})
 }

@@ -254,22 +254,13 @@ func (cli *CLI) VolumeInspect(ctx context.Context, names []string, opts VolumeIn
 	if err != nil {
 		return err
 	}
-	var (
-		found []any
-		errs  []error
-	)
-	for _, n := range names {
+	return cli.inspectEach(names, opts.Format, func(n string) (any, error) {
 		resp, err := c.Volumes().Get(ctx, &volumesv1.GetRequest{Name: n})
 		if err != nil {
-			errs = append(errs, err)
-			continue
+			return nil, err
 		}
-		found = append(found, toVolumeJSON(resp.GetVolume()))
-	}
-	if err := cli.writeInspect(found, opts.Format); err != nil {
-		return err
-	}
-	return errors.Join(errs...)
+		return toVolumeJSON(resp.GetVolume()), nil
+	})
 }
 
 // VolumeRmOptions are the flags of `berth volume rm`.
