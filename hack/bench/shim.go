@@ -135,26 +135,29 @@ func mean(s []int64) float64 {
 
 // smaps reads a process's RSS and PSS in KiB.
 func smaps(pid int) (rss, pss int64) {
+	m := smapsRollup(pid)
+	return m["Rss"], m["Pss"]
+}
+
+// smapsRollup reads /proc/PID/smaps_rollup: each field in KiB by name
+// (Rss, Pss, Anonymous...); empty if the process is gone.
+func smapsRollup(pid int) map[string]int64 {
+	out := map[string]int64{}
 	f, err := os.Open(fmt.Sprintf("/proc/%d/smaps_rollup", pid))
 	if err != nil {
-		return 0, 0
+		return out
 	}
 	defer f.Close()
 	sc := bufio.NewScanner(f)
 	for sc.Scan() {
 		fields := strings.Fields(sc.Text())
-		if len(fields) < 2 {
+		if len(fields) < 2 || !strings.HasSuffix(fields[0], ":") {
 			continue
 		}
 		v, _ := strconv.ParseInt(fields[1], 10, 64)
-		switch fields[0] {
-		case "Rss:":
-			rss = v
-		case "Pss:":
-			pss = v
-		}
+		out[strings.TrimSuffix(fields[0], ":")] = v
 	}
-	return rss, pss
+	return out
 }
 
 // containerd is a private daemon in a temporary directory.

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"flag"
@@ -260,26 +259,8 @@ func (s *soakShim) exec(ctx context.Context, n int) error {
 
 // rollup reads a process's RSS and anonymous memory in KiB, 0 if it is gone.
 func rollup(pid int) (rss, anon int64) {
-	f, err := os.Open(fmt.Sprintf("/proc/%d/smaps_rollup", pid))
-	if err != nil {
-		return 0, 0
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		fields := strings.Fields(sc.Text())
-		if len(fields) < 2 {
-			continue
-		}
-		v, _ := strconv.ParseInt(fields[1], 10, 64)
-		switch fields[0] {
-		case "Rss:":
-			rss = v
-		case "Anonymous:":
-			anon = v
-		}
-	}
-	return rss, anon
+	m := smapsRollup(pid)
+	return m["Rss"], m["Anonymous"]
 }
 
 // bundleFiles counts the entries in a bundle directory, -1 if unreadable.
