@@ -92,39 +92,14 @@ func (s *Service) Commit(ctx context.Context, base string, layerTar io.Reader, o
 	} else {
 		cfg.History[len(cfg.History)-1].EmptyLayer = true
 	}
-	cb, err := json.Marshal(cfg)
-	if err != nil {
-		return Image{}, err
-	}
-	cfgDesc := ocispec.Descriptor{MediaType: ocispec.MediaTypeImageConfig, Digest: digest.FromBytes(cb), Size: int64(len(cb))}
-	l.addBlob(cfgDesc.Digest)
-	if err := s.putBlob(ctx, l, cfgDesc, cb); err != nil {
-		return Image{}, fmt.Errorf("commit: %w", err)
-	}
-	m := ocispec.Manifest{MediaType: ocispec.MediaTypeImageManifest, Config: cfgDesc}
-	m.SchemaVersion = 2
+	var layers []ocispec.Descriptor
 	for _, ld := range im.Parsed.Layers {
-		m.Layers = append(m.Layers, ociLayer(ld))
+		layers = append(layers, ociLayer(ld))
 	}
 	if layerDesc != nil {
-		m.Layers = append(m.Layers, *layerDesc)
+		layers = append(layers, *layerDesc)
 	}
-	mb, err := json.Marshal(m)
-	if err != nil {
-		return Image{}, err
-	}
-	target := ocispec.Descriptor{MediaType: ocispec.MediaTypeImageManifest, Digest: digest.FromBytes(mb), Size: int64(len(mb))}
-	l.addBlob(target.Digest)
-	if err := s.putBlob(ctx, l, target, mb); err != nil {
-		return Image{}, fmt.Errorf("commit: %w", err)
-	}
-	if _, err := s.unpackImage(ctx, l, nil, target); err != nil {
-		return Image{}, fmt.Errorf("commit: %w", err)
-	}
-	if name == "" {
-		name = danglingPrefix + target.Digest.String()
-	}
-	nrec, err := s.setImage(ctx, name, target)
+	nrec, cfgDesc, err := s.storeImage(ctx, l, name, cfg, layers)
 	if err != nil {
 		return Image{}, fmt.Errorf("commit: %w", err)
 	}
@@ -213,4 +188,42 @@ func (s *Service) commitLayer(ctx context.Context, l *lease, r io.Reader) (ocisp
 	l.addBlob(d)
 	l.madeBlob(d)
 	return ocispec.Descriptor{MediaType: ocispec.MediaTypeImageLayerGzip, Digest: d, Size: n}, diff.Digest(), nil
+}
+
+// storeImage stores a new single-platform image made of cfg and layers
+// (their blobs already held under l): its config and manifest, unpacked,
+// and recorded under name (dangling when name is empty). It returns the
+// record and the config's descriptor (the image ID).
+func (s *Service) storeImage(ctx context.Context, l *lease, name string, cfg ocispec.Image, layers []ocispec.Descriptor) (Record, ocispec.Descriptor, error) {
+	cb, err := json.Marshal(cfg)
+	if err != nil {
+		return Record{}, ocispec.Descriptor{}, err
+	}
+	cfgDesc := ocispec.Descriptor{MediaType: ocispec.MediaTypeImageConfig, Digest: digest.FromBytes(cb), Size: int64(len(cb))}
+	l.addBlob(cfgDesc.Digest)
+	if err := s.putBlob(ctx, l, cfgDesc, cb); err != nil {
+		return Record{}, ocispec.Descriptor{}, err
+	}
+	m := ocispec.Manifest{MediaType: ocispec.MediaTypeImageManifest, Config: cfgDesc, Layers: layers}
+	m.SchemaVersion = 2
+	mb, err := json.Marshal(m)
+	if err != nil {
+		return Record{}, ocispec.Descriptor{}, err
+	}
+	target := ocispec.Descriptor{MediaType: ocispec.MediaTypeImageManifest, Digest: digest.FromBytes(mb), Size: int64(len(mb))}
+	l.addBlob(target.Digest)
+	if err := s.putBlob(ctx, l, target, mb); err != nil {
+		return Record{}, ocispec.Descriptor{}, err
+	}
+	if _, err := s.unpackImage(ctx, l, nil, target); err != nil {
+		return Record{}, ocispec.Descriptor{}, err
+	}
+	if name == "" {
+		name = danglingPrefix + target.Digest.String()
+	}
+	rec, err := s.setImage(ctx, name, target)
+	if err != nil {
+		return Record{}, ocispec.Descriptor{}, err
+	}
+	return rec, cfgDesc, nil
 }

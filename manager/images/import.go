@@ -90,33 +90,7 @@ func (s *Service) Import(ctx context.Context, r io.Reader, opts ImportOptions) (
 		comment = "Imported from " + src
 	}
 	cfg.History = []ocispec.History{{Created: &created, Comment: comment}}
-	cb, err := json.Marshal(cfg)
-	if err != nil {
-		return Image{}, err
-	}
-	cfgDesc := ocispec.Descriptor{MediaType: ocispec.MediaTypeImageConfig, Digest: digest.FromBytes(cb), Size: int64(len(cb))}
-	l.addBlob(cfgDesc.Digest)
-	if err := s.putBlob(ctx, l, cfgDesc, cb); err != nil {
-		return Image{}, fmt.Errorf("import: %w", err)
-	}
-	m := ocispec.Manifest{MediaType: ocispec.MediaTypeImageManifest, Config: cfgDesc, Layers: []ocispec.Descriptor{layerDesc}}
-	m.SchemaVersion = 2
-	mb, err := json.Marshal(m)
-	if err != nil {
-		return Image{}, err
-	}
-	target := ocispec.Descriptor{MediaType: ocispec.MediaTypeImageManifest, Digest: digest.FromBytes(mb), Size: int64(len(mb))}
-	l.addBlob(target.Digest)
-	if err := s.putBlob(ctx, l, target, mb); err != nil {
-		return Image{}, fmt.Errorf("import: %w", err)
-	}
-	if _, err := s.unpackImage(ctx, l, nil, target); err != nil {
-		return Image{}, fmt.Errorf("import: %w", err)
-	}
-	if name == "" {
-		name = danglingPrefix + target.Digest.String()
-	}
-	rec, err := s.setImage(ctx, name, target)
+	rec, cfgDesc, err := s.storeImage(ctx, l, name, cfg, []ocispec.Descriptor{layerDesc})
 	if err != nil {
 		return Image{}, fmt.Errorf("import: %w", err)
 	}
