@@ -5,6 +5,7 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -17,12 +18,12 @@ import (
 	"time"
 
 	"github.com/containerd/log"
-	"github.com/containerd/ttrpc"
 
+	"github.com/berth-project/berth/internal/memtrim"
 	"github.com/berth-project/berth/shim/bootstrap"
 	"github.com/berth-project/berth/shim/events"
-	"github.com/berth-project/berth/internal/memtrim"
 	"github.com/berth-project/berth/shim/reaper"
+	"github.com/berth-project/berth/shim/rpc"
 	"github.com/berth-project/berth/shim/task"
 )
 
@@ -162,15 +163,8 @@ func serve(ctx context.Context, a bootstrap.Args) error {
 	// Each quiet spell gives back what start-up and the last requests left
 	// mapped and the heap's free pages (see package memtrim).
 	idle := memtrim.NewIdle(idleTrim)
-	server, err := ttrpc.NewServer(ttrpc.WithUnaryServerInterceptor(
-		func(ctx context.Context, u ttrpc.Unmarshaler, _ *ttrpc.UnaryServerInfo, m ttrpc.Method) (any, error) {
-			idle.Touch()
-			defer idle.Touch()
-			return m(ctx, u)
-		}))
-	if err != nil {
-		return err
-	}
+	server := rpc.NewServer()
+	server.Activity = idle.Touch
 	ctx, cancel := context.WithCancel(ctx)
 	svc := task.New(a.Namespace, logger, r, pub, cancel)
 	// Execs leave garbage (ttrpc, protobuf, os/exec) that grows the heap to
@@ -182,15 +176,22 @@ func serve(ctx context.Context, a bootstrap.Args) error {
 		svc.OnFirstExec = func() { debug.SetGCPercent(25) }
 	}
 	task.Register(server, svc)
+	stopped := make(chan struct{})
 	go func() {
+		defer close(stopped)
 		<-ctx.Done()
-		_ = server.Close()
+		// Shutdown's own answer, and any other call in flight, go out
+		// before the connections close.
+		sctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		_ = server.Shutdown(sctx)
 	}()
 	logger.WithField("address", l.Addr()).Debug("serving")
 	idle.Touch()
-	if err := server.Serve(ctx, l); err != nil && ctx.Err() == nil {
+	if err := server.Serve(ctx, l); err != nil && !errors.Is(err, rpc.ErrClosed) {
 		return fmt.Errorf("serve: %w", err)
 	}
+	<-stopped
 	pub.Close()
 	if ua, ok := l.Addr().(*net.UnixAddr); ok {
 		os.Remove(ua.Name)

@@ -12,13 +12,13 @@ import (
 	"sync"
 	"time"
 
-	eventsapi "github.com/containerd/containerd/api/services/ttrpc/events/v1"
 	apitypes "github.com/containerd/containerd/api/types"
 	"github.com/containerd/log"
-	"github.com/containerd/ttrpc"
-	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/anypb"
 	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/berth-project/berth/shim/rpc"
+	"github.com/berth-project/berth/shim/wire"
 )
 
 // Topics, as containerd names them.
@@ -37,6 +37,12 @@ const (
 // namespaceKey is the ttrpc metadata key containerd reads the namespace from.
 const namespaceKey = "containerd-namespace-ttrpc"
 
+// The service and method events are forwarded to.
+const (
+	service = "containerd.services.events.ttrpc.v1.Events"
+	method  = "Forward"
+)
+
 // attempts bounds the retries of one event while containerd is unreachable
 // (it may be restarting).
 const attempts = 10
@@ -48,7 +54,7 @@ type Publisher struct {
 	log       *log.Entry
 
 	mu     sync.Mutex
-	client *ttrpc.Client
+	client *rpc.Client
 	queue  chan *apitypes.Envelope
 	done   chan struct{}
 }
@@ -66,19 +72,20 @@ func NewPublisher(address, namespace string, logger *log.Entry) *Publisher {
 	return p
 }
 
-// Publish queues an event. The Any's type URL is the message's full name,
+// Publish queues an event, one of containerd's task events
+// (containerd/api/events). The Any's type URL is the message's full name,
 // without a prefix, which is what containerd 1.x resolves.
-func (p *Publisher) Publish(topic string, event proto.Message) {
-	value, err := proto.Marshal(event)
+func (p *Publisher) Publish(topic string, event any) {
+	value, err := wire.Encode(event)
 	if err != nil {
-		p.log.WithError(err).WithField("topic", topic).Error("marshal event")
+		p.log.WithError(err).WithField("topic", topic).Error("encode event")
 		return
 	}
 	p.queue <- &apitypes.Envelope{
 		Timestamp: timestamppb.Now(),
 		Namespace: p.namespace,
 		Topic:     topic,
-		Event:     &anypb.Any{TypeUrl: string(event.ProtoReflect().Descriptor().FullName()), Value: value},
+		Event:     &anypb.Any{TypeUrl: wire.TypeURL(event), Value: value},
 	}
 }
 
@@ -114,11 +121,9 @@ func (p *Publisher) forward(env *apitypes.Envelope) error {
 	if err != nil {
 		return err
 	}
-	md := ttrpc.MD{}
-	md.Set(namespaceKey, p.namespace)
-	ctx, cancel := context.WithTimeout(ttrpc.WithMetadata(context.Background(), md), 5*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	if _, err := eventsapi.NewTTRPCEventsClient(c).Forward(ctx, &eventsapi.ForwardRequest{Envelope: env}); err != nil {
+	if _, err := c.Call(ctx, service, method, wire.ForwardRequest(env), wire.KeyValue{Key: namespaceKey, Value: p.namespace}); err != nil {
 		p.mu.Lock()
 		if p.client == c {
 			p.client.Close()
@@ -130,7 +135,7 @@ func (p *Publisher) forward(env *apitypes.Envelope) error {
 	return nil
 }
 
-func (p *Publisher) connect() (*ttrpc.Client, error) {
+func (p *Publisher) connect() (*rpc.Client, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.client != nil {
@@ -143,6 +148,6 @@ func (p *Publisher) connect() (*ttrpc.Client, error) {
 	if err != nil {
 		return nil, fmt.Errorf("connect to containerd at %s: %w", p.address, err)
 	}
-	p.client = ttrpc.NewClient(conn)
+	p.client = rpc.NewClient(conn)
 	return p.client, nil
 }

@@ -11,8 +11,9 @@ import (
 	"github.com/containerd/containerd/api/types/runc/options"
 	runtimeoptions "github.com/containerd/containerd/api/types/runtimeoptions/v1"
 	"github.com/containerd/errdefs"
-	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/anypb"
+
+	"github.com/berth-project/berth/shim/wire"
 )
 
 // runtimeOptions reads the options containerd passes with Create: runc's
@@ -26,13 +27,13 @@ func runtimeOptions(a *anypb.Any) (*options.Options, error) {
 	}
 	var generic runtimeoptions.Options
 	switch {
-	case a.MessageIs(&opts):
-		if err := proto.Unmarshal(a.Value, &opts); err != nil {
+	case typeIs(a, "containerd.runc.v1.Options"):
+		if err := wire.Decode(a.Value, &opts); err != nil {
 			return nil, fmt.Errorf("runtime options: %v: %w", err, errdefs.ErrInvalidArgument)
 		}
 		return &opts, nil
-	case a.MessageIs(&generic):
-		if err := proto.Unmarshal(a.Value, &generic); err != nil {
+	case typeIs(a, "runtimeoptions.v1.Options"):
+		if err := wire.Decode(a.Value, &generic); err != nil {
 			return nil, fmt.Errorf("runtime options: %v: %w", err, errdefs.ErrInvalidArgument)
 		}
 		body := generic.ConfigBody
@@ -48,6 +49,13 @@ func runtimeOptions(a *anypb.Any) (*options.Options, error) {
 		return &opts, nil
 	}
 	return nil, fmt.Errorf("runtime options of type %q: want containerd.runc.v1.Options or runtimeoptions.v1.Options: %w", a.TypeUrl, errdefs.ErrInvalidArgument)
+}
+
+// typeIs says whether a holds the message named name, with or without a
+// type URL prefix (as anypb.Any.MessageIs, without protobuf's reflection).
+func typeIs(a *anypb.Any, name string) bool {
+	url := a.GetTypeUrl()
+	return url == name || strings.HasSuffix(url, "/"+name)
 }
 
 // parseConfig reads `Key = value` lines (a flat TOML table) with runc's

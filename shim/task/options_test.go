@@ -14,7 +14,7 @@ import (
 )
 
 func TestRuntimeOptions(t *testing.T) {
-	runc, err := anyOf(&options.Options{BinaryName: "runc", Root: "/r", SystemdCgroup: true})
+	runc, err := anypb.New(&options.Options{BinaryName: "runc", Root: "/r", SystemdCgroup: true})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -4,7 +4,9 @@ import (
 	"context"
 
 	taskapi "github.com/containerd/containerd/api/runtime/task/v2"
-	"github.com/containerd/ttrpc"
+
+	"github.com/berth-project/berth/shim/rpc"
+	"github.com/berth-project/berth/shim/wire"
 )
 
 // The names the task service is served under: containerd uses v3 when the
@@ -24,8 +26,8 @@ const (
 // response encodes as the v3 one. The v3 Go package is not linked: it
 // carries gRPC stubs, which would add all of gRPC to the binary that every
 // shim maps.
-func Register(srv *ttrpc.Server, svc taskapi.TTRPCTaskService) {
-	desc := &ttrpc.ServiceDesc{Methods: map[string]ttrpc.Method{
+func Register(srv *rpc.Server, svc taskapi.TTRPCTaskService) {
+	methods := map[string]rpc.Handler{
 		"State":      method(svc.State),
 		"Create":     method(svc.Create),
 		"Start":      method(svc.Start),
@@ -43,19 +45,23 @@ func Register(srv *ttrpc.Server, svc taskapi.TTRPCTaskService) {
 		"Stats":      method(svc.Stats),
 		"Connect":    method(svc.Connect),
 		"Shutdown":   method(svc.Shutdown),
-	}}
-	srv.RegisterService(ServiceV2, desc)
-	srv.RegisterService(ServiceV3, desc)
+	}
+	srv.Register(ServiceV2, methods)
+	srv.Register(ServiceV3, methods)
 }
 
 // method makes a ttrpc method of a handler: it decodes the request into a
-// new Req and calls the handler.
-func method[Req, Resp any](handler func(context.Context, *Req) (Resp, error)) ttrpc.Method {
-	return func(ctx context.Context, unmarshal func(any) error) (any, error) {
+// new Req, calls the handler and encodes its response (package wire).
+func method[Req, Resp any](handler func(context.Context, *Req) (Resp, error)) rpc.Handler {
+	return func(ctx context.Context, payload []byte) ([]byte, error) {
 		req := new(Req)
-		if err := unmarshal(req); err != nil {
+		if err := wire.Decode(payload, req); err != nil {
+			return nil, rpc.Errorf(rpc.CodeInvalidArgument, "%v", err)
+		}
+		resp, err := handler(ctx, req)
+		if err != nil {
 			return nil, err
 		}
-		return handler(ctx, req)
+		return wire.Encode(resp)
 	}
 }

@@ -18,6 +18,8 @@ import (
 	"google.golang.org/protobuf/reflect/protoreflect"
 	"google.golang.org/protobuf/types/known/anypb"
 	"google.golang.org/protobuf/types/known/emptypb"
+
+	"github.com/berth-project/berth/shim/rpc"
 )
 
 // TestV3IsV2 checks what Register relies on: containerd.task.v3 is
@@ -103,7 +105,7 @@ func (s *stub) Create(ctx context.Context, req *taskapi.CreateTaskRequest) (*tas
 
 func (s *stub) State(ctx context.Context, req *taskapi.StateRequest) (*taskapi.StateResponse, error) {
 	if req.ID != "c1" {
-		return nil, wire(fmt.Errorf("container %s: %w", req.ID, errdefs.ErrNotFound))
+		return nil, fmt.Errorf("container %s: %w", req.ID, errdefs.ErrNotFound)
 	}
 	return &taskapi.StateResponse{ID: req.ID, ExecID: req.ExecID, Pid: 42, Bundle: "/bundle", Stdout: "/fifo/out"}, nil
 }
@@ -113,17 +115,14 @@ func (s *stub) Kill(ctx context.Context, req *taskapi.KillRequest) (*emptypb.Emp
 }
 
 // TestRegisterServesV2AndV3 drives one service through a v3 client and a
-// v2 client over a real ttrpc connection.
+// v2 client of the ttrpc library (containerd's) over a real connection.
 func TestRegisterServesV2AndV3(t *testing.T) {
 	sock := filepath.Join(t.TempDir(), "s")
 	l, err := net.Listen("unix", sock)
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv, err := ttrpc.NewServer()
-	if err != nil {
-		t.Fatal(err)
-	}
+	srv := rpc.NewServer()
 	svc := &stub{}
 	Register(srv, svc)
 	ctx, cancel := context.WithCancel(context.Background())

@@ -19,9 +19,7 @@ import (
 	"github.com/containerd/containerd/api/types/runc/options"
 	apitask "github.com/containerd/containerd/api/types/task"
 	"github.com/containerd/errdefs"
-	"github.com/containerd/errdefs/pkg/errgrpc"
 	"github.com/containerd/log"
-	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/anypb"
 	"google.golang.org/protobuf/types/known/emptypb"
 	"google.golang.org/protobuf/types/known/timestamppb"
@@ -33,6 +31,7 @@ import (
 	"github.com/berth-project/berth/shim/process"
 	"github.com/berth-project/berth/shim/reaper"
 	"github.com/berth-project/berth/shim/stdio"
+	"github.com/berth-project/berth/shim/wire"
 )
 
 // DefaultRuntime is the OCI runtime binary used when the runtime options
@@ -69,14 +68,6 @@ func New(namespace string, logger *log.Entry, r *reaper.Reaper, pub *events.Publ
 
 var _ taskapi.TTRPCTaskService = (*Service)(nil)
 
-// wire converts an error to its wire form (errdefs kinds become codes).
-func wire(err error) error {
-	if err == nil {
-		return nil
-	}
-	return errgrpc.ToGRPC(err)
-}
-
 func (s *Service) container(id string) (*container, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -100,7 +91,7 @@ func (s *Service) process(id, execID string) (*container, *process.Process, erro
 func (s *Service) Create(ctx context.Context, req *taskapi.CreateTaskRequest) (*taskapi.CreateTaskResponse, error) {
 	pid, err := s.create(ctx, req)
 	if err != nil {
-		return nil, wire(err)
+		return nil, err
 	}
 	return &taskapi.CreateTaskResponse{Pid: uint32(pid)}, nil
 }
@@ -242,21 +233,21 @@ func (s *Service) awaitExit(c *container, p *process.Process, watch <-chan reape
 func (s *Service) Start(ctx context.Context, req *taskapi.StartRequest) (*taskapi.StartResponse, error) {
 	c, p, err := s.process(req.ID, req.ExecID)
 	if err != nil {
-		return nil, wire(err)
+		return nil, err
 	}
 	if req.ExecID == "" {
 		c.starting.Lock()
 		defer c.starting.Unlock()
 		err = p.Transition("start", process.Running, func() error { return c.rt.Start(ctx, c.id, c.bundle) }, process.Created)
 		if err != nil {
-			return nil, wire(err)
+			return nil, err
 		}
 		pid := p.Snapshot().Pid
 		s.events.Publish(events.TopicStart, &eventstypes.TaskStart{ContainerID: c.id, Pid: uint32(pid)})
 		return &taskapi.StartResponse{Pid: uint32(pid)}, nil
 	}
 	if err := c.init.Check("exec in", process.Running, process.Paused); err != nil {
-		return nil, wire(err)
+		return nil, err
 	}
 	var watch <-chan reaper.Exit
 	err = p.Transition("start", process.Running, func() error {
@@ -265,7 +256,7 @@ func (s *Service) Start(ctx context.Context, req *taskapi.StartRequest) (*taskap
 		return err
 	}, process.Created)
 	if err != nil {
-		return nil, wire(err)
+		return nil, err
 	}
 	pid := p.Snapshot().Pid
 	s.events.Publish(events.TopicExecStarted, &eventstypes.TaskExecStarted{ContainerID: c.id, ExecID: p.ID, Pid: uint32(pid)})
@@ -280,25 +271,25 @@ func execSpecPath(c *container, execID string) string {
 func (s *Service) Exec(ctx context.Context, req *taskapi.ExecProcessRequest) (*emptypb.Empty, error) {
 	c, err := s.container(req.ID)
 	if err != nil {
-		return nil, wire(err)
+		return nil, err
 	}
 	if err := c.init.Check("exec in", process.Running, process.Paused, process.Created); err != nil {
-		return nil, wire(err)
+		return nil, err
 	}
 	if req.ExecID == "" || strings.ContainsAny(req.ExecID, "/\x00") {
-		return nil, wire(fmt.Errorf("exec id %q: %w", req.ExecID, errdefs.ErrInvalidArgument))
+		return nil, fmt.Errorf("exec id %q: %w", req.ExecID, errdefs.ErrInvalidArgument)
 	}
 	if req.Spec == nil || len(req.Spec.Value) == 0 {
-		return nil, wire(fmt.Errorf("exec %s: no process spec: %w", req.ExecID, errdefs.ErrInvalidArgument))
+		return nil, fmt.Errorf("exec %s: no process spec: %w", req.ExecID, errdefs.ErrInvalidArgument)
 	}
 	c.mu.Lock()
 	if _, ok := c.execs[req.ExecID]; ok {
 		c.mu.Unlock()
-		return nil, wire(fmt.Errorf("exec %s: %w", req.ExecID, errdefs.ErrAlreadyExists))
+		return nil, fmt.Errorf("exec %s: %w", req.ExecID, errdefs.ErrAlreadyExists)
 	}
 	if err := os.WriteFile(execSpecPath(c, req.ExecID), req.Spec.Value, 0o600); err != nil {
 		c.mu.Unlock()
-		return nil, wire(fmt.Errorf("write exec spec: %w", err))
+		return nil, fmt.Errorf("write exec spec: %w", err)
 	}
 	if s.OnFirstExec != nil {
 		s.firstExec.Do(s.OnFirstExec)
@@ -312,7 +303,7 @@ func (s *Service) Exec(ctx context.Context, req *taskapi.ExecProcessRequest) (*e
 func (s *Service) Delete(ctx context.Context, req *taskapi.DeleteRequest) (*taskapi.DeleteResponse, error) {
 	c, p, err := s.process(req.ID, req.ExecID)
 	if err != nil {
-		return nil, wire(err)
+		return nil, err
 	}
 	created := p.Snapshot().State == process.Created
 	err = p.Transition("delete", process.Deleted, func() error {
@@ -328,7 +319,7 @@ func (s *Service) Delete(ctx context.Context, req *taskapi.DeleteRequest) (*task
 		return nil
 	}, process.Created, process.Stopped)
 	if err != nil {
-		return nil, wire(err)
+		return nil, err
 	}
 	snap := p.Snapshot()
 	if p.Streams != nil {
@@ -357,7 +348,7 @@ func isNotExist(err error) bool {
 func (s *Service) State(ctx context.Context, req *taskapi.StateRequest) (*taskapi.StateResponse, error) {
 	c, p, err := s.process(req.ID, req.ExecID)
 	if err != nil {
-		return nil, wire(err)
+		return nil, err
 	}
 	snap := p.Snapshot()
 	status := map[process.State]apitask.Status{
@@ -377,11 +368,11 @@ func (s *Service) State(ctx context.Context, req *taskapi.StateRequest) (*taskap
 func (s *Service) Pids(ctx context.Context, req *taskapi.PidsRequest) (*taskapi.PidsResponse, error) {
 	c, err := s.container(req.ID)
 	if err != nil {
-		return nil, wire(err)
+		return nil, err
 	}
 	pids, err := c.rt.Ps(ctx, c.id, c.bundle)
 	if err != nil {
-		return nil, wire(err)
+		return nil, err
 	}
 	execOf := map[int]string{}
 	c.mu.Lock()
@@ -395,7 +386,7 @@ func (s *Service) Pids(ctx context.Context, req *taskapi.PidsRequest) (*taskapi.
 		if id, ok := execOf[pid]; ok {
 			d, err := anyOf(&options.ProcessDetails{ExecID: id})
 			if err != nil {
-				return nil, wire(err)
+				return nil, err
 			}
 			info.Info = d
 		}
@@ -406,21 +397,21 @@ func (s *Service) Pids(ctx context.Context, req *taskapi.PidsRequest) (*taskapi.
 
 // anyOf wraps a message the way containerd 1.x resolves it: the type URL
 // is the message's full name.
-func anyOf(m proto.Message) (*anypb.Any, error) {
-	v, err := proto.Marshal(m)
+func anyOf(m any) (*anypb.Any, error) {
+	v, err := wire.Encode(m)
 	if err != nil {
 		return nil, err
 	}
-	return &anypb.Any{TypeUrl: string(m.ProtoReflect().Descriptor().FullName()), Value: v}, nil
+	return &anypb.Any{TypeUrl: wire.TypeURL(m), Value: v}, nil
 }
 
 func (s *Service) Pause(ctx context.Context, req *taskapi.PauseRequest) (*emptypb.Empty, error) {
 	c, err := s.container(req.ID)
 	if err != nil {
-		return nil, wire(err)
+		return nil, err
 	}
 	if err := c.init.Transition("pause", process.Paused, func() error { return c.rt.Pause(ctx, c.id, c.bundle) }, process.Running); err != nil {
-		return nil, wire(err)
+		return nil, err
 	}
 	s.events.Publish(events.TopicPaused, &eventstypes.TaskPaused{ContainerID: c.id})
 	return &emptypb.Empty{}, nil
@@ -429,26 +420,26 @@ func (s *Service) Pause(ctx context.Context, req *taskapi.PauseRequest) (*emptyp
 func (s *Service) Resume(ctx context.Context, req *taskapi.ResumeRequest) (*emptypb.Empty, error) {
 	c, err := s.container(req.ID)
 	if err != nil {
-		return nil, wire(err)
+		return nil, err
 	}
 	if err := c.init.Transition("resume", process.Running, func() error { return c.rt.Resume(ctx, c.id, c.bundle) }, process.Paused); err != nil {
-		return nil, wire(err)
+		return nil, err
 	}
 	s.events.Publish(events.TopicResumed, &eventstypes.TaskResumed{ContainerID: c.id})
 	return &emptypb.Empty{}, nil
 }
 
 func (s *Service) Checkpoint(ctx context.Context, req *taskapi.CheckpointTaskRequest) (*emptypb.Empty, error) {
-	return nil, wire(fmt.Errorf("checkpoint: %w", errdefs.ErrNotImplemented))
+	return nil, fmt.Errorf("checkpoint: %w", errdefs.ErrNotImplemented)
 }
 
 func (s *Service) Kill(ctx context.Context, req *taskapi.KillRequest) (*emptypb.Empty, error) {
 	c, p, err := s.process(req.ID, req.ExecID)
 	if err != nil {
-		return nil, wire(err)
+		return nil, err
 	}
 	if err := p.Check("kill", process.Created, process.Running, process.Paused); err != nil {
-		return nil, wire(err)
+		return nil, err
 	}
 	if req.ExecID == "" {
 		err = c.rt.Kill(ctx, c.id, c.bundle, int(req.Signal), req.All)
@@ -458,7 +449,7 @@ func (s *Service) Kill(ctx context.Context, req *taskapi.KillRequest) (*emptypb.
 	} else {
 		err = syscallKill(p.Snapshot().Pid, int(req.Signal))
 	}
-	return &emptypb.Empty{}, wire(err)
+	return &emptypb.Empty{}, err
 }
 
 func isGone(err error) bool {
@@ -469,18 +460,18 @@ func isGone(err error) bool {
 func (s *Service) ResizePty(ctx context.Context, req *taskapi.ResizePtyRequest) (*emptypb.Empty, error) {
 	_, p, err := s.process(req.ID, req.ExecID)
 	if err != nil {
-		return nil, wire(err)
+		return nil, err
 	}
 	if p.Streams == nil || !p.Terminal {
-		return nil, wire(fmt.Errorf("resize: the process has no terminal: %w", errdefs.ErrFailedPrecondition))
+		return nil, fmt.Errorf("resize: the process has no terminal: %w", errdefs.ErrFailedPrecondition)
 	}
-	return &emptypb.Empty{}, wire(p.Streams.Resize(req.Width, req.Height))
+	return &emptypb.Empty{}, p.Streams.Resize(req.Width, req.Height)
 }
 
 func (s *Service) CloseIO(ctx context.Context, req *taskapi.CloseIORequest) (*emptypb.Empty, error) {
 	_, p, err := s.process(req.ID, req.ExecID)
 	if err != nil {
-		return nil, wire(err)
+		return nil, err
 	}
 	if req.Stdin && p.Streams != nil {
 		p.Streams.CloseStdin()
@@ -491,25 +482,25 @@ func (s *Service) CloseIO(ctx context.Context, req *taskapi.CloseIORequest) (*em
 func (s *Service) Update(ctx context.Context, req *taskapi.UpdateTaskRequest) (*emptypb.Empty, error) {
 	c, err := s.container(req.ID)
 	if err != nil {
-		return nil, wire(err)
+		return nil, err
 	}
 	if req.Resources == nil || len(req.Resources.Value) == 0 {
-		return nil, wire(fmt.Errorf("update: no resources given: %w", errdefs.ErrInvalidArgument))
+		return nil, fmt.Errorf("update: no resources given: %w", errdefs.ErrInvalidArgument)
 	}
 	if err := c.init.Check("update", process.Created, process.Running, process.Paused); err != nil {
-		return nil, wire(err)
+		return nil, err
 	}
-	return &emptypb.Empty{}, wire(c.rt.Update(ctx, c.id, c.bundle, req.Resources.Value))
+	return &emptypb.Empty{}, c.rt.Update(ctx, c.id, c.bundle, req.Resources.Value)
 }
 
 func (s *Service) Wait(ctx context.Context, req *taskapi.WaitRequest) (*taskapi.WaitResponse, error) {
 	_, p, err := s.process(req.ID, req.ExecID)
 	if err != nil {
-		return nil, wire(err)
+		return nil, err
 	}
 	select {
 	case <-ctx.Done():
-		return nil, wire(ctx.Err())
+		return nil, ctx.Err()
 	case <-p.Exited():
 	}
 	snap := p.Snapshot()
@@ -519,15 +510,15 @@ func (s *Service) Wait(ctx context.Context, req *taskapi.WaitRequest) (*taskapi.
 func (s *Service) Stats(ctx context.Context, req *taskapi.StatsRequest) (*taskapi.StatsResponse, error) {
 	c, err := s.container(req.ID)
 	if err != nil {
-		return nil, wire(err)
+		return nil, err
 	}
 	st, err := c.rt.Stats(ctx, c.id, c.bundle)
 	if err != nil {
-		return nil, wire(err)
+		return nil, err
 	}
 	a, err := anyOf(metrics(st))
 	if err != nil {
-		return nil, wire(err)
+		return nil, err
 	}
 	return &taskapi.StatsResponse{Stats: a}, nil
 }

@@ -5,7 +5,6 @@ import (
 
 	v1 "github.com/containerd/cgroups/v3/cgroup1/stats"
 	v2 "github.com/containerd/cgroups/v3/cgroup2/stats"
-	"google.golang.org/protobuf/proto"
 
 	"github.com/berth-project/berth/shim/ociruntime"
 )
@@ -13,7 +12,7 @@ import (
 // metrics converts the runtime's stats into the cgroups metrics message that
 // containerd decodes for `ctr task metrics`: v1 on cgroup v1 hosts, v2 on
 // unified ones.
-func metrics(s *ociruntime.Stats) proto.Message {
+func metrics(s *ociruntime.Stats) any {
 	if _, err := os.Stat("/sys/fs/cgroup/cgroup.controllers"); err == nil {
 		return &v2.Metrics{
 			Pids: &v2.PidsStat{Current: s.Pids.Current, Limit: s.Pids.Limit},
