@@ -6,7 +6,6 @@ import (
 	"net"
 	"os"
 	"path/filepath"
-	"syscall"
 
 	"github.com/containerd/console"
 	"golang.org/x/sys/unix"
@@ -75,7 +74,7 @@ func NewTerminal(ctx context.Context, cfg Config, master console.Console) (_ *St
 		}
 	}()
 	if cfg.Stdin != "" {
-		in, err := openNonblock(ctx, cfg.Stdin, syscall.O_RDONLY)
+		in, err := openReader(cfg.Stdin)
 		if err != nil {
 			return nil, fmt.Errorf("open stdin %s: %w", cfg.Stdin, err)
 		}

@@ -15,10 +15,12 @@ import (
 	"os"
 	"os/exec"
 	"sync"
+	"sync/atomic"
 	"syscall"
 
 	"github.com/containerd/console"
 	"github.com/containerd/fifo"
+	"golang.org/x/sys/unix"
 )
 
 // Config names the streams as containerd passes them.
@@ -60,7 +62,7 @@ func New(ctx context.Context, cfg Config, logger Logger) (_ *Streams, retErr err
 			return nil, err
 		}
 		s.pipes.Stdin, s.stdinW = r, w
-		in, err := openNonblock(ctx, cfg.Stdin, syscall.O_RDONLY)
+		in, err := openReader(cfg.Stdin)
 		if err != nil {
 			return nil, fmt.Errorf("open stdin %s: %w", cfg.Stdin, err)
 		}
@@ -102,13 +104,152 @@ func New(ctx context.Context, cfg Config, logger Logger) (_ *Streams, retErr err
 // would grow the heap to the size that starts the garbage collector).
 var buffers = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
 
-// copyStream copies src to dst until src ends, with a buffer from the pool.
+// buffersHeld counts the buffers taken and not given back (for tests).
+var buffersHeld atomic.Int32
+
+func getBuffer() *[]byte {
+	buffersHeld.Add(1)
+	return buffers.Get().(*[]byte)
+}
+
+func putBuffer(b *[]byte) {
+	buffersHeld.Add(-1)
+	buffers.Put(b)
+}
+
+// copyStream copies src to dst until src ends. A pipe or FIFO source is
+// waited on in the netpoller with no buffer and no thread, so that an idle
+// process's streams cost only their goroutines; a buffer is taken from the
+// pool only while there is data to copy.
 func copyStream(dst io.Writer, src io.Reader) {
-	buf := buffers.Get().(*[]byte)
-	defer buffers.Put(buf)
+	if rc := pollableFIFO(src); rc != nil {
+		copyPolled(dst, rc)
+		return
+	}
+	buf := getBuffer()
+	defer putBuffer(buf)
 	// Hide *os.File's ReadFrom and WriteTo: for pipes and FIFOs they fall
 	// back to io.Copy, which allocates a buffer of its own.
 	_, _ = io.CopyBuffer(struct{ io.Writer }{dst}, struct{ io.Reader }{src}, *buf)
+}
+
+// pollableFIFO returns src's raw connection if src is a pipe or FIFO in Go's
+// netpoller (os.Pipe, or os.OpenFile of a FIFO: Go makes those nonblocking
+// and registers them), or nil.
+func pollableFIFO(src io.Reader) syscall.RawConn {
+	f, ok := src.(*os.File)
+	if !ok {
+		return nil
+	}
+	rc, err := f.SyscallConn()
+	if err != nil {
+		return nil
+	}
+	ok = false
+	_ = rc.Control(func(fd uintptr) {
+		var st unix.Stat_t
+		fl, err := unix.FcntlInt(fd, unix.F_GETFL, 0)
+		ok = err == nil && fl&unix.O_NONBLOCK != 0 &&
+			unix.Fstat(int(fd), &st) == nil && st.Mode&unix.S_IFMT == unix.S_IFIFO
+	})
+	if !ok {
+		return nil
+	}
+	return rc
+}
+
+// copyPolled copies from a nonblocking pipe or FIFO until it ends, it fails,
+// writing fails or the file is closed (which wakes a waiting copy).
+func copyPolled(dst io.Writer, rc syscall.RawConn) {
+	for {
+		var buf *[]byte
+		var n int
+		var rerr error
+		err := rc.Read(func(fd uintptr) bool {
+			buf, n, rerr = readChunk(int(fd))
+			return rerr != unix.EAGAIN
+		})
+		if err != nil || rerr != nil || n == 0 {
+			if buf != nil {
+				putBuffer(buf)
+			}
+			return
+		}
+		err = writeAll(dst, (*buf)[:n])
+		putBuffer(buf)
+		if err != nil {
+			return
+		}
+	}
+}
+
+// readChunk reads what a nonblocking pipe or FIFO holds, into a pool buffer
+// (nil at the end). It returns EAGAIN when there is nothing to read yet:
+// it reads a byte into a probe first so that waiting takes no buffer.
+//
+// A FIFO opened for reading with O_NONBLOCK reads as ended (0) while no
+// writer has opened it yet, but poll reports POLLHUP only once a writer has
+// come and gone (the kernel's pipe_poll compares the writers seen at open,
+// f_pipe, with w_counter); an anonymous pipe reports POLLHUP as soon as its
+// writers are gone. So a read of 0 is the end only with POLLHUP.
+func readChunk(fd int) (*[]byte, int, error) {
+	var probe [1]byte
+	for {
+		n, err := unix.Read(fd, probe[:])
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return nil, 0, err
+		}
+		if n > 0 {
+			break
+		}
+		fds := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
+		if _, err := unix.Poll(fds, 0); err == unix.EINTR {
+			continue
+		} else if err != nil {
+			return nil, 0, err
+		}
+		switch ev := fds[0].Revents; {
+		case ev&unix.POLLIN != 0: // a writer came and wrote since the read
+			continue
+		case ev&(unix.POLLHUP|unix.POLLERR) != 0:
+			return nil, 0, nil
+		}
+		return nil, 0, unix.EAGAIN // no writer yet
+	}
+	buf := getBuffer()
+	(*buf)[0] = probe[0]
+	n := 1
+	for n < len(*buf) {
+		m, err := unix.Read(fd, (*buf)[n:])
+		if err == unix.EINTR {
+			continue
+		}
+		if m > 0 {
+			n += m
+		}
+		// Anything else (EAGAIN, the end, an error) shows on the next read.
+		break
+	}
+	return buf, n, nil
+}
+
+// writeAll writes p whole: a Write that stops short without an error would
+// otherwise drop the rest.
+func writeAll(dst io.Writer, p []byte) error {
+	for len(p) > 0 {
+		n, err := dst.Write(p)
+		if err != nil {
+			return err
+		}
+		if n <= 0 {
+			return io.ErrShortWrite
+		}
+		p = p[n:]
+	}
+	return nil
 }
 
 // Logger identifies a process to a binary:// logging program.
@@ -152,14 +293,15 @@ func (s *Streams) destinations(ctx context.Context, cfg Config, logger Logger) (
 
 // openWriter opens a FIFO for writing, and also for reading: the extra
 // reader keeps writes from failing while containerd's end is closed (for
-// example while containerd restarts).
+// example while containerd restarts). The reader is opened directly, not
+// through fifo, whose background open would cost goroutines and a handle.
 func openWriter(ctx context.Context, path string, closers *[]io.Closer) (io.Writer, error) {
 	w, err := fifo.OpenFifo(ctx, path, syscall.O_WRONLY, 0)
 	if err != nil {
 		return nil, fmt.Errorf("open %s: %w", path, err)
 	}
 	*closers = append(*closers, w)
-	r, err := openNonblock(ctx, path, syscall.O_RDONLY)
+	r, err := openReader(path)
 	if err != nil {
 		return nil, fmt.Errorf("open %s: %w", path, err)
 	}
@@ -167,13 +309,12 @@ func openWriter(ctx context.Context, path string, closers *[]io.Closer) (io.Writ
 	return w, nil
 }
 
-// openNonblock opens a FIFO without waiting for a process at the other end.
-// The open completes in the background, possibly after the request that
-// asked for it returned; fifo closes a FIFO whose open is still pending when
-// the context ends, so the request's cancellation must not reach it (Close
-// ends a pending open).
-func openNonblock(ctx context.Context, path string, flag int) (io.ReadWriteCloser, error) {
-	return fifo.OpenFifo(context.WithoutCancel(ctx), path, flag|syscall.O_NONBLOCK, 0)
+// openReader opens a FIFO for reading without waiting for a writer: with
+// O_NONBLOCK the open returns at once, where a blocking open(2) would hold
+// a thread until containerd opens the other end, which it may never do.
+// copyStream waits for a writer in the netpoller (see readChunk).
+func openReader(path string) (*os.File, error) {
+	return os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
 }
 
 // startLogger runs a binary:// logging program: it gets the process's
