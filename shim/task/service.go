@@ -138,6 +138,10 @@ func (s *Service) create(ctx context.Context, req *taskapi.CreateTaskRequest) (i
 	s.containers[req.ID] = c
 	s.mu.Unlock()
 
+	if !reaper.OwnPIDNamespace(req.Bundle) {
+		// Its orphans are reparented to the shim, and only SIGCHLD tells.
+		s.reaper.EnableOrphanReaping()
+	}
 	watch, err := s.createInit(ctx, c, req)
 	if err != nil {
 		s.mu.Lock()
