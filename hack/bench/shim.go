@@ -24,6 +24,8 @@ type shimUnderTest struct {
 	lat   []time.Duration
 	rss   []int64 // KiB per shim process
 	pss   []int64
+	anon  []int64
+	extra int64    // KiB of PSS each shim beyond the first half adds
 	grow  [2]int64 // RSS before and after the execs
 }
 
@@ -69,22 +71,39 @@ func benchShim(args []string) error {
 	}
 	for _, s := range shims {
 		var ids []string
+		half := *containers / 2
 		for i := range *containers {
 			id := fmt.Sprintf("mem-%s-%d", s.name, i)
 			if _, err := d.ctr(append(append([]string{"run", "-d"}, s.flags...), image, id, "sleep", "100000")...); err != nil {
 				return err
 			}
 			ids = append(ids, id)
+			if i+1 == half {
+				time.Sleep(time.Second) // let start-up garbage settle
+				total, err := d.totalPss(ids)
+				if err != nil {
+					return err
+				}
+				s.extra = -total
+			}
 		}
-		time.Sleep(time.Second) // let start-up garbage settle
+		time.Sleep(time.Second)
 		for _, id := range ids {
 			pid, err := d.shimPid(id)
 			if err != nil {
 				return err
 			}
-			rss, pss := smaps(pid)
-			s.rss, s.pss = append(s.rss, rss), append(s.pss, pss)
+			m := smapsRollup(pid)
+			s.rss, s.pss, s.anon = append(s.rss, m["Rss"]), append(s.pss, m["Pss"]), append(s.anon, m["Anonymous"])
 		}
+		// What each shim beyond the first half adds to the memory all of
+		// them use: the slope of their PSS total, which counts the pages
+		// they share (code, data of the binary) once.
+		total, err := d.totalPss(ids)
+		if err != nil {
+			return err
+		}
+		s.extra = (s.extra + total) / int64(len(ids)-half)
 		// Growth from a tenth of the execs to the end: a leak grows on, the
 		// garbage collector's headroom is reached in the first tenth.
 		pid, _ := d.shimPid(ids[0])
@@ -109,8 +128,24 @@ func benchShim(args []string) error {
 	row("run --rm true, median", ms(medianDur(a.lat)), ms(medianDur(b.lat)), "ms")
 	row(fmt.Sprintf("RSS per shim (%d up), mean", *containers), mean(a.rss)/1024, mean(b.rss)/1024, "Mi")
 	row(fmt.Sprintf("PSS per shim (%d up), mean", *containers), mean(a.pss)/1024, mean(b.pss)/1024, "Mi")
+	row(fmt.Sprintf("anonymous per shim (%d up), mean", *containers), mean(a.anon)/1024, mean(b.anon)/1024, "Mi")
+	row(fmt.Sprintf("PSS of each extra shim (%d to %d up)", *containers/2, *containers), float64(a.extra)/1024, float64(b.extra)/1024, "Mi")
 	row(fmt.Sprintf("RSS after exec %d / after exec %d", *execs, *execs/10), float64(a.grow[1])/float64(a.grow[0]), float64(b.grow[1])/float64(b.grow[0]), " ")
 	return nil
+}
+
+// totalPss sums the PSS (KiB) of the shims of the containers ids.
+func (d *containerd) totalPss(ids []string) (int64, error) {
+	var total int64
+	for _, id := range ids {
+		pid, err := d.shimPid(id)
+		if err != nil {
+			return 0, err
+		}
+		_, pss := smaps(pid)
+		total += pss
+	}
+	return total, nil
 }
 
 func medianDur(s []time.Duration) time.Duration {
