@@ -255,6 +255,9 @@ func writeAll(dst io.Writer, p []byte) error {
 // Logger identifies a process to a binary:// logging program.
 type Logger struct {
 	ID, Namespace string
+	// Reap, if set, is given the logging program's pid, so that whoever
+	// reaps the shim's children collects its exit when it ends.
+	Reap func(pid int)
 }
 
 // destinations opens where stdout and stderr go.
@@ -349,7 +352,12 @@ func (s *Streams) startLogger(ctx context.Context, u *url.URL, logger Logger) (i
 	if err != nil {
 		return nil, nil, fmt.Errorf("start logging binary %s: %w", u.Path, err)
 	}
-	go func() { _ = cmd.Wait() }()
+	// Not Wait: the shim's reaper reaps all its children, and a Wait would
+	// race it and hold a thread for the logger's whole life.
+	if logger.Reap != nil {
+		logger.Reap(cmd.Process.Pid)
+	}
+	_ = cmd.Process.Release()
 	s.closers = append(s.closers, outW, errW)
 	// Wait for the logger to say it is ready (it closes its end of fd 5).
 	var b [1]byte

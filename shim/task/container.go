@@ -69,7 +69,10 @@ func (c *container) launch(ctx context.Context, p *process.Process, r *reaper.Re
 		defer sock.Close()
 		opts.ConsoleSocket = sock.Path()
 	} else {
-		if streams, err = stdio.New(ctx, p.IO, stdio.Logger{ID: c.id, Namespace: ns}); err != nil {
+		// A binary:// logger exits after the container, once its streams
+		// close: its exit is collected like the container's.
+		logger := stdio.Logger{ID: c.id, Namespace: ns, Reap: func(pid int) { go func() { <-r.Watch(pid) }() }}
+		if streams, err = stdio.New(ctx, p.IO, logger); err != nil {
 			return nil, err
 		}
 		pipes := streams.Pipes()
