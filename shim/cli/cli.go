@@ -188,7 +188,9 @@ func serve(ctx context.Context, a bootstrap.Args) error {
 	}()
 	logger.WithField("address", l.Addr()).Debug("serving")
 	idle.Touch()
-	if err := server.Serve(ctx, l); err != nil && !errors.Is(err, rpc.ErrClosed) {
+	// The requests' contexts end with their connections (closed once
+	// Shutdown has let the calls in flight answer), not with ctx.
+	if err := server.Serve(context.WithoutCancel(ctx), l); err != nil && !errors.Is(err, rpc.ErrClosed) {
 		return fmt.Errorf("serve: %w", err)
 	}
 	<-stopped

@@ -37,8 +37,18 @@ func (c *Client) Call(ctx context.Context, service, method string, payload []byt
 	if err := c.conn.SetDeadline(deadline); err != nil {
 		return nil, err
 	}
-	stop := context.AfterFunc(ctx, func() { _ = c.conn.SetDeadline(time.Unix(1, 0)) })
-	defer stop()
+	woken := make(chan struct{})
+	stop := context.AfterFunc(ctx, func() {
+		_ = c.conn.SetDeadline(time.Unix(1, 0))
+		close(woken)
+	})
+	defer func() {
+		// A wake-up already under way must land before the next call
+		// sets its own deadline.
+		if !stop() {
+			<-woken
+		}
+	}()
 	if c.stream == 0 {
 		c.stream = 1 // clients' streams are odd
 	} else {

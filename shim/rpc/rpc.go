@@ -22,6 +22,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 
 	"github.com/containerd/errdefs"
 )
@@ -161,9 +162,14 @@ var kinds = []struct {
 	{context.DeadlineExceeded, CodeDeadlineExceeded},
 	{context.Canceled, CodeCanceled},
 	{errdefs.ErrUnknown, CodeUnknown},
+	// Plain file system errors, as the ttrpc library's server codes them.
+	{fs.ErrNotExist, CodeNotFound},
+	{fs.ErrExist, CodeAlreadyExists},
+	{fs.ErrPermission, CodePermissionDenied},
 }
 
-// kindOf is the errdefs kind of a code (nil for codes without one).
+// kindOf is the errdefs kind of a code (nil for codes without one): the
+// first entry of kinds with that code.
 func kindOf(code int32) error {
 	for _, k := range kinds {
 		if k.code == code {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"os"
 	"path/filepath"
 	"testing"
 	"time"
@@ -90,11 +91,19 @@ func TestCallsAndErrors(t *testing.T) {
 	}
 }
 
-// TestBadFrames: a frame over the limit and an even stream id are answered
-// with errors, and the connection goes on serving.
+// TestBadFrames: a frame over the limit, an even stream id and a request
+// that cannot be decoded are answered with errors, and the connection goes
+// on serving.
 func TestBadFrames(t *testing.T) {
 	_, conn := serve(t, map[string]Handler{
 		"Echo": func(ctx context.Context, p []byte) ([]byte, error) { return p, nil },
+		"Expired": func(ctx context.Context, p []byte) ([]byte, error) {
+			if _, ok := ctx.Deadline(); !ok {
+				return nil, errors.New("no deadline")
+			}
+			<-ctx.Done()
+			return nil, ctx.Err()
+		},
 	})
 	huge := frame(1, typeRequest, make([]byte, MaxMessage+1))
 	if _, err := conn.Write(huge); err != nil {
@@ -124,6 +133,11 @@ func TestBadFrames(t *testing.T) {
 		t.Fatal(err)
 	}
 	expect(3, CodeInvalidArgument)
+	// A negative timeout has expired, as ttrpc has it.
+	if _, err := conn.Write(frame(5, typeRequest, wire.EncodeRequest(&wire.Request{Service: "s", Method: "Expired", TimeoutNano: -1}))); err != nil {
+		t.Fatal(err)
+	}
+	expect(5, CodeDeadlineExceeded)
 	if out, err := NewClient(conn).Call(context.Background(), "s", "Echo", []byte("ok")); err != nil || string(out) != "ok" {
 		t.Errorf("after bad frames: %q, %v", out, err)
 	}
@@ -228,6 +242,32 @@ func TestClientAgainstTTRPC(t *testing.T) {
 	<-got
 	if !errdefs.IsFailedPrecondition(err) {
 		t.Errorf("a refused forward: %v, want failed precondition", err)
+	}
+}
+
+// TestStatusForTTRPC: what containerd's client (the ttrpc library) reads
+// from this server's errors: the codes of plain file system errors, as the
+// library's server gives them, and an error whose text is not UTF-8 (a
+// runtime naming such a path), which must still arrive as a status.
+func TestStatusForTTRPC(t *testing.T) {
+	_, conn := serve(t, map[string]Handler{
+		"NotUTF8": func(ctx context.Context, p []byte) ([]byte, error) {
+			return nil, fmt.Errorf("open /x/\xff: %w", errdefs.ErrNotFound)
+		},
+		"Missing": func(ctx context.Context, p []byte) ([]byte, error) {
+			_, err := os.Open(filepath.Join(t.TempDir(), "nothing"))
+			return nil, err
+		},
+	})
+	c := ttrpc.NewClient(conn)
+	defer c.Close()
+	ctx := context.Background()
+	err := c.Call(ctx, "s", "NotUTF8", &emptypb.Empty{}, &emptypb.Empty{})
+	if !errdefs.IsNotFound(errgrpc.ToNative(err)) {
+		t.Errorf("an error message that is not UTF-8 reached ttrpc's client as %v, want not found", err)
+	}
+	if err := c.Call(ctx, "s", "Missing", &emptypb.Empty{}, &emptypb.Empty{}); !errdefs.IsNotFound(errgrpc.ToNative(err)) {
+		t.Errorf("a missing file: %v, want not found", err)
 	}
 }
 

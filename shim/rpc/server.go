@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -164,7 +165,7 @@ func (s *Server) call(ctx context.Context, p []byte) *wire.Response {
 	if !ok {
 		return &wire.Response{Code: CodeUnimplemented, Message: "service " + req.Service + ": method " + req.Method + " not implemented"}
 	}
-	if req.TimeoutNano > 0 {
+	if req.TimeoutNano != 0 { // as ttrpc: a negative timeout has expired
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, time.Duration(req.TimeoutNano))
 		defer cancel()
@@ -176,7 +177,10 @@ func (s *Server) call(ctx context.Context, p []byte) *wire.Response {
 	out, err := h(ctx, req.Payload)
 	if err != nil {
 		code, msg := status(err)
-		return &wire.Response{Code: code, Message: msg}
+		// A status message is a protobuf string, which must be UTF-8: a
+		// runtime's error naming a path that is not would make the client
+		// fail to decode the response and lose the code.
+		return &wire.Response{Code: code, Message: strings.ToValidUTF8(msg, "\uFFFD")}
 	}
 	return &wire.Response{Payload: out}
 }

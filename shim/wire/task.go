@@ -28,9 +28,11 @@ func Decode(b []byte, m any) error {
 			case 2:
 				f.str(&m.Bundle)
 			case 3:
-				mount := &types.Mount{}
-				m.Rootfs = append(m.Rootfs, mount)
-				return f.message(func(b []byte) error { return decodeMount(b, mount) })
+				return f.message(func(b []byte) error {
+					mount := &types.Mount{}
+					m.Rootfs = append(m.Rootfs, mount)
+					return decodeMount(b, mount)
+				})
 			case 4:
 				f.boolean(&m.Terminal)
 			case 5:

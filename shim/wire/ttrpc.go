@@ -53,9 +53,9 @@ func DecodeRequest(b []byte) (*Request, error) {
 		case 4:
 			f.int64(&r.TimeoutNano)
 		case 5:
-			var kv KeyValue
-			err := f.message(func(b []byte) error {
-				return fields(b, func(f field) error {
+			return f.message(func(b []byte) error {
+				var kv KeyValue
+				err := fields(b, func(f field) error {
 					switch f.num {
 					case 1:
 						f.str(&kv.Key)
@@ -64,9 +64,9 @@ func DecodeRequest(b []byte) (*Request, error) {
 					}
 					return nil
 				})
+				r.Metadata = append(r.Metadata, kv)
+				return err
 			})
-			r.Metadata = append(r.Metadata, kv)
-			return err
 		}
 		return nil
 	})

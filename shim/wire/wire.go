@@ -173,8 +173,9 @@ func (f field) boolean(dst *bool) {
 	}
 }
 
-// message decodes a nested message with decode; a repeated occurrence of
-// a singular message field merges into the first, as protobuf merges.
+// message decodes a nested message with decode, if the field is one (a
+// field of another wire type is skipped). A repeated occurrence of a
+// singular message field merges into the first, as protobuf merges.
 func (f field) message(decode func([]byte) error) error {
 	if f.typ != protowire.BytesType {
 		return nil

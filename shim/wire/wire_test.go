@@ -15,6 +15,7 @@ import (
 	runtimeoptions "github.com/containerd/containerd/api/types/runtimeoptions/v1"
 	"github.com/containerd/ttrpc"
 	"google.golang.org/genproto/googleapis/rpc/status"
+	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
 	"google.golang.org/protobuf/types/known/emptypb"
@@ -201,6 +202,38 @@ func TestBadInput(t *testing.T) {
 	}
 	if err := Decode(nil, &types.Mount{}); err == nil {
 		t.Error("decoding a type wire does not know gave no error")
+	}
+}
+
+// TestWrongWireTypes: a field that arrives with another wire type than its
+// own is skipped, as protobuf skips it (no empty element appended to a
+// repeated field, no value taken).
+func TestWrongWireTypes(t *testing.T) {
+	var b []byte
+	for num := protowire.Number(1); num <= 10; num++ {
+		b = protowire.AppendTag(b, num, protowire.VarintType)
+		b = protowire.AppendVarint(b, 1)
+		b = protowire.AppendTag(b, num, protowire.Fixed32Type)
+		b = protowire.AppendFixed32(b, 1)
+	}
+	b = protowire.AppendTag(b, 1, protowire.BytesType)
+	b = protowire.AppendString(b, "id")
+	var want, got taskapi.CreateTaskRequest
+	if err := (proto.UnmarshalOptions{DiscardUnknown: true}).Unmarshal(b, &want); err != nil {
+		t.Fatal(err)
+	}
+	if err := Decode(b, &got); err != nil {
+		t.Fatal(err)
+	}
+	if !proto.Equal(&got, &want) {
+		t.Errorf("decoded as %v, want %v", &got, &want)
+	}
+	r, err := DecodeRequest(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Service != "id" || r.Method != "" || r.Payload != nil || len(r.Metadata) != 0 || r.TimeoutNano != 1 {
+		t.Errorf("request decoded as %+v", r)
 	}
 }
 
