@@ -68,9 +68,10 @@ test: build check-protos ## run unit and integration tests, root tests enabled, 
 	$(GO) test -tags '$(GOTAGS)' $(TESTFLAGS) -p 1 $(ROOT_PKGS) -args -test.root
 	$(MAKE) test-oracle
 
-test-oracle: ## run the runtime and shim suites against runc and containerd-shim-runc-v2, the oracles
+test-oracle: ## run the runtime and shim suites against runc and containerd-shim-runc-v2, the oracles, and the shim's with runc as its runtime
 	RUNTIME=runc $(GO) test -tags '$(GOTAGS)' $(TESTFLAGS) ./integration/runtime/ -args -test.root
 	SHIM=runc $(GO) test -tags '$(GOTAGS)' $(TESTFLAGS) ./integration/shim/ -args -test.root
+	RUNTIME_BINARY=runc $(GO) test -tags '$(GOTAGS)' $(TESTFLAGS) ./integration/shim/ -args -test.root
 
 test-unit: ## run the tests that need no root
 	$(GO) test -tags '$(GOTAGS)' $(TESTFLAGS) ./...
