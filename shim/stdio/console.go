@@ -7,7 +7,6 @@ import (
 	"os"
 	"path/filepath"
 
-	"github.com/containerd/console"
 	"golang.org/x/sys/unix"
 )
 
@@ -35,8 +34,11 @@ func NewConsoleSocket(parent string) (*ConsoleSocket, error) {
 // Path is what the runtime gets as --console-socket.
 func (c *ConsoleSocket) Path() string { return filepath.Join(c.dir, "s") }
 
-// Receive takes the pty master the runtime sent.
-func (c *ConsoleSocket) Receive() (console.Console, error) {
+// Receive takes the pty master the runtime sent, made nonblocking: the
+// copies to and from it then wait in the netpoller, holding no thread and
+// no buffer (see copyStream), where a blocking master would hold both for
+// as long as the terminal is idle.
+func (c *ConsoleSocket) Receive() (*os.File, error) {
 	conn, err := c.l.AcceptUnix()
 	if err != nil {
 		return nil, fmt.Errorf("accept console socket: %w", err)
@@ -56,7 +58,17 @@ func (c *ConsoleSocket) Receive() (console.Console, error) {
 	if err != nil || len(fds) != 1 {
 		return nil, fmt.Errorf("console socket: expected one fd: %v", err)
 	}
-	return console.ConsoleFromFile(os.NewFile(uintptr(fds[0]), "pty-master"))
+	fd := fds[0]
+	if _, err := unix.IoctlGetTermios(fd, unix.TCGETS); err != nil {
+		unix.Close(fd)
+		return nil, fmt.Errorf("console socket: the runtime sent a descriptor that is not a terminal: %w", err)
+	}
+	if err := unix.SetNonblock(fd, true); err != nil {
+		unix.Close(fd)
+		return nil, fmt.Errorf("console socket: %w", err)
+	}
+	// Nonblocking, os.NewFile registers it with the netpoller.
+	return os.NewFile(uintptr(fd), "pty-master"), nil
 }
 
 // Close removes the socket.
@@ -65,9 +77,10 @@ func (c *ConsoleSocket) Close() error {
 	return os.RemoveAll(c.dir)
 }
 
-// NewTerminal wires a pty master to cfg's stdin and stdout.
-func NewTerminal(ctx context.Context, cfg Config, master console.Console) (_ *Streams, retErr error) {
-	s := &Streams{cfg: cfg, console: master}
+// NewTerminal wires a pty master (from Receive) to cfg's stdin and stdout;
+// the Streams own it.
+func NewTerminal(ctx context.Context, cfg Config, master *os.File) (_ *Streams, retErr error) {
+	s := &Streams{cfg: cfg, pty: master}
 	defer func() {
 		if retErr != nil {
 			s.Close()
@@ -79,7 +92,7 @@ func NewTerminal(ctx context.Context, cfg Config, master console.Console) (_ *St
 			return nil, fmt.Errorf("open stdin %s: %w", cfg.Stdin, err)
 		}
 		s.closers = append(s.closers, in)
-		go copyStream(master, in)
+		go copyStream(s.pty, in)
 	}
 	if cfg.Stdout != "" {
 		w, err := openWriter(ctx, cfg.Stdout, &s.closers)
@@ -89,7 +102,7 @@ func NewTerminal(ctx context.Context, cfg Config, master console.Console) (_ *St
 		s.copies.Add(1)
 		go func() {
 			defer s.copies.Done()
-			copyStream(w, master)
+			copyStream(w, s.pty)
 		}()
 	}
 	return s, nil
@@ -97,8 +110,16 @@ func NewTerminal(ctx context.Context, cfg Config, master console.Console) (_ *St
 
 // Resize sets the terminal's size.
 func (s *Streams) Resize(width, height uint32) error {
-	if s.console == nil {
+	if s.pty == nil {
 		return fmt.Errorf("the process has no terminal")
 	}
-	return s.console.Resize(console.WinSize{Width: uint16(width), Height: uint16(height)})
+	rc, err := s.pty.SyscallConn()
+	if err != nil {
+		return err
+	}
+	ws := &unix.Winsize{Row: uint16(height), Col: uint16(width)}
+	if cerr := rc.Control(func(fd uintptr) { err = unix.IoctlSetWinsize(int(fd), unix.TIOCSWINSZ, ws) }); cerr != nil {
+		return cerr
+	}
+	return err
 }

@@ -18,7 +18,6 @@ import (
 	"sync/atomic"
 	"syscall"
 
-	"github.com/containerd/console"
 	"github.com/containerd/fifo"
 	"golang.org/x/sys/unix"
 )
@@ -42,7 +41,7 @@ type Streams struct {
 	stdinW    io.WriteCloser
 	closers   []io.Closer
 	copies    sync.WaitGroup
-	console   console.Console
+	pty       *os.File // a terminal's master (nonblocking)
 	stdinOnce sync.Once
 }
 
@@ -122,7 +121,7 @@ func putBuffer(b *[]byte) {
 // process's streams cost only their goroutines; a buffer is taken from the
 // pool only while there is data to copy.
 func copyStream(dst io.Writer, src io.Reader) {
-	if rc := pollableFIFO(src); rc != nil {
+	if rc := pollable(src); rc != nil {
 		copyPolled(dst, rc)
 		return
 	}
@@ -133,10 +132,10 @@ func copyStream(dst io.Writer, src io.Reader) {
 	_, _ = io.CopyBuffer(struct{ io.Writer }{dst}, struct{ io.Reader }{src}, *buf)
 }
 
-// pollableFIFO returns src's raw connection if src is a pipe or FIFO in Go's
-// netpoller (os.Pipe, or os.OpenFile of a FIFO: Go makes those nonblocking
-// and registers them), or nil.
-func pollableFIFO(src io.Reader) syscall.RawConn {
+// pollable returns src's raw connection if src is a pipe, FIFO or terminal
+// in Go's netpoller (os.Pipe, os.OpenFile of a FIFO, a nonblocking pty
+// master: Go registers nonblocking files), or nil.
+func pollable(src io.Reader) syscall.RawConn {
 	f, ok := src.(*os.File)
 	if !ok {
 		return nil
@@ -149,8 +148,8 @@ func pollableFIFO(src io.Reader) syscall.RawConn {
 	_ = rc.Control(func(fd uintptr) {
 		var st unix.Stat_t
 		fl, err := unix.FcntlInt(fd, unix.F_GETFL, 0)
-		ok = err == nil && fl&unix.O_NONBLOCK != 0 &&
-			unix.Fstat(int(fd), &st) == nil && st.Mode&unix.S_IFMT == unix.S_IFIFO
+		ok = err == nil && fl&unix.O_NONBLOCK != 0 && unix.Fstat(int(fd), &st) == nil &&
+			(st.Mode&unix.S_IFMT == unix.S_IFIFO || st.Mode&unix.S_IFMT == unix.S_IFCHR)
 	})
 	if !ok {
 		return nil
@@ -158,7 +157,7 @@ func pollableFIFO(src io.Reader) syscall.RawConn {
 	return rc
 }
 
-// copyPolled copies from a nonblocking pipe or FIFO until it ends, it fails,
+// copyPolled copies from a nonblocking pipe, FIFO or terminal until it ends, it fails,
 // writing fails or the file is closed (which wakes a waiting copy).
 func copyPolled(dst io.Writer, rc syscall.RawConn) {
 	for {
@@ -386,9 +385,9 @@ func (s *Streams) CloseStdin() {
 		if s.stdinW != nil {
 			s.stdinW.Close()
 		}
-		if s.console != nil {
+		if s.pty != nil {
 			// A terminal has no separate input to close: send EOF (^D).
-			_, _ = s.console.Write([]byte{4})
+			_, _ = s.pty.Write([]byte{4})
 		}
 	})
 }
@@ -407,8 +406,8 @@ func (s *Streams) Close() error {
 		}
 	}
 	s.closers = nil
-	if s.console != nil {
-		s.console.Close()
+	if s.pty != nil {
+		s.pty.Close()
 	}
 	return errors.Join(errs...)
 }
