@@ -54,6 +54,7 @@ func benchShimSoak(args []string) error {
 	execs := fs.Int("execs", 100000, "execs into the container per shim")
 	ref := fs.Bool("ref", false, "also soak io.containerd.runc.v2 (running berth-runtime), alternating batches with ours")
 	batch := fs.Int("batch", 1000, "execs per shim before switching to the other (with -ref)")
+	settle := fs.Duration("settle", time.Second, "idle time before each measurement: long enough for a shim's idle trim, so that what is measured is what it keeps, not the garbage of the last execs")
 	_ = fs.Parse(args)
 	if os.Geteuid() != 0 {
 		return fmt.Errorf("needs root")
@@ -116,6 +117,7 @@ func benchShimSoak(args []string) error {
 				s.busy += time.Since(start)
 				s.done++
 				if checkpoints[s.done] {
+					time.Sleep(*settle)
 					rss, anon := rollup(s.pid)
 					if rss == 0 {
 						return fmt.Errorf("%s: shim %d gone after exec %d", s.name, s.pid, s.done)
