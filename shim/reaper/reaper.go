@@ -269,15 +269,19 @@ func (r *Reaper) awaitCommand(pid, pidfd int) bool {
 
 // Watch returns a channel that receives the exit of pid, a container process
 // that is (or will be) our child. If it already exited, the channel holds
-// the exit at once.
-func (r *Reaper) Watch(pid int) <-chan Exit {
+// the exit at once. since is a time before the process started (before the
+// command that made it ran): an exit recorded earlier is an earlier
+// process's that had the same pid, and is dropped.
+func (r *Reaper) Watch(pid int, since time.Time) <-chan Exit {
 	w := &watcher{ch: make(chan Exit, 1)}
 	r.mu.Lock()
 	if e, ok := r.unknown[pid]; ok {
 		delete(r.unknown, pid)
-		r.mu.Unlock()
-		w.ch <- e
-		return w.ch
+		if !e.At.Before(since) {
+			r.mu.Unlock()
+			w.ch <- e
+			return w.ch
+		}
 	}
 	// Opened while the reaper is held, the pidfd finds pid even if it
 	// already exited: it can only be reaped after it is registered.

@@ -161,25 +161,37 @@ func TestWatch(t *testing.T) {
 	if _, err := os.Stat(fmt.Sprintf("/proc/%d", pid)); err == nil {
 		t.Fatalf("%d not reaped with the next exit", pid)
 	}
-	if e := receive(t, r.Watch(pid), "an early process"); e.Pid != pid || e.Status != 0 {
+	if e := receive(t, r.Watch(pid, time.Time{}), "an early process"); e.Pid != pid || e.Status != 0 {
 		t.Fatalf("early exit %+v", e)
+	}
+
+	// An exit recorded before the watched process started belongs to an
+	// earlier process that had its pid: it is not handed over (here no
+	// process has the pid any more, so the exit is lost: 255).
+	stale := start(t, "sh", "-c", "exit 6")
+	waitZombie(t, stale)
+	if _, err := r.Run(context.Background(), exec.Command("true")); err != nil {
+		t.Fatal(err)
+	}
+	if e := receive(t, r.Watch(stale, time.Now()), "a reused pid"); e.Status != 255 {
+		t.Fatalf("a process started after an exit with its pid got that exit: %+v", e)
 	}
 
 	// A zombie not reaped yet: its pidfd is readable at once.
 	zombie := start(t, "sh", "-c", "exit 4")
 	waitZombie(t, zombie)
-	if e := receive(t, r.Watch(zombie), "a zombie"); e.Status != 4 {
+	if e := receive(t, r.Watch(zombie, time.Time{}), "a zombie"); e.Status != 4 {
 		t.Fatalf("zombie exit %+v, want 4", e)
 	}
 
 	// A watched process's exit is delivered when it happens.
 	late := start(t, "sh", "-c", "sleep 0.2; exit 3")
-	if e := receive(t, r.Watch(late), "a watched process"); e.Status != 3 {
+	if e := receive(t, r.Watch(late, time.Time{}), "a watched process"); e.Status != 3 {
 		t.Fatalf("late exit %+v, want 3", e)
 	}
 
 	// A pid that exited long ago (or never was our child) must not hang.
-	if e := receive(t, r.Watch(1<<22+1), "a pid that does not exist"); e.Status != 255 {
+	if e := receive(t, r.Watch(1<<22+1, time.Time{}), "a pid that does not exist"); e.Status != 255 {
 		t.Fatalf("lost exit %+v, want 255", e)
 	}
 	noSIGCHLD(t, r)
@@ -200,7 +212,7 @@ func TestCommandNotMistaken(t *testing.T) {
 		})
 	}
 	c := start(t, "sh", "-c", "sleep 0.1; exit 5")
-	if e := receive(t, r.Watch(c), "a container process"); e.Status != 5 {
+	if e := receive(t, r.Watch(c, time.Time{}), "a container process"); e.Status != 5 {
 		t.Fatalf("watched exit %+v", e)
 	}
 	wg.Wait()
@@ -213,7 +225,7 @@ func TestForget(t *testing.T) {
 	for range 10 {
 		pid := start(t, "sleep", "100")
 		pids = append(pids, pid)
-		ch := r.Watch(pid)
+		ch := r.Watch(pid, time.Time{})
 		r.Forget(pid)
 		select {
 		case e := <-ch:
@@ -224,8 +236,8 @@ func TestForget(t *testing.T) {
 	settle(t, fds, gs)
 	// Watching again replaces the first watch.
 	pid := start(t, "sleep", "100")
-	r.Watch(pid)
-	again := r.Watch(pid)
+	r.Watch(pid, time.Time{})
+	again := r.Watch(pid, time.Time{})
 	settle(t, fds+1, gs+1)
 	syscall.Kill(pid, syscall.SIGKILL)
 	if e := receive(t, again, "a process watched twice"); e.Status != 137 {
@@ -241,7 +253,7 @@ func TestForget(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, pid := range pids {
-		if e := receive(t, r.Watch(pid), "a forgotten process"); e.Status != 137 {
+		if e := receive(t, r.Watch(pid, time.Time{}), "a forgotten process"); e.Status != 137 {
 			t.Fatalf("forgotten exit %+v", e)
 		}
 	}
@@ -259,7 +271,7 @@ func TestNoLeak(t *testing.T) {
 				t.Error(err)
 			}
 			pid := start(t, "sh", "-c", "exit "+strconv.Itoa(i))
-			if e := receive(t, r.Watch(pid), "a watched process"); e.Status != i {
+			if e := receive(t, r.Watch(pid, time.Time{}), "a watched process"); e.Status != i {
 				t.Errorf("exit %+v, want %d", e, i)
 			}
 		})

@@ -17,6 +17,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"syscall"
+	"time"
 
 	"github.com/containerd/fifo"
 	"golang.org/x/sys/unix"
@@ -254,9 +255,10 @@ func writeAll(dst io.Writer, p []byte) error {
 // Logger identifies a process to a binary:// logging program.
 type Logger struct {
 	ID, Namespace string
-	// Reap, if set, is given the logging program's pid, so that whoever
-	// reaps the shim's children collects its exit when it ends.
-	Reap func(pid int)
+	// Reap, if set, is given the logging program's pid and a time before
+	// it started, so that whoever reaps the shim's children collects its
+	// exit when it ends.
+	Reap func(pid int, since time.Time)
 }
 
 // destinations opens where stdout and stderr go.
@@ -344,6 +346,7 @@ func (s *Streams) startLogger(ctx context.Context, u *url.URL, logger Logger) (i
 	cmd := exec.Command(u.Path, args...)
 	cmd.Env = append(os.Environ(), "CONTAINER_ID="+logger.ID, "CONTAINER_NAMESPACE="+logger.Namespace)
 	cmd.ExtraFiles = []*os.File{outR, errR, readyW}
+	started := time.Now()
 	err = cmd.Start()
 	outR.Close()
 	errR.Close()
@@ -354,7 +357,7 @@ func (s *Streams) startLogger(ctx context.Context, u *url.URL, logger Logger) (i
 	// Not Wait: the shim's reaper reaps all its children, and a Wait would
 	// race it and hold a thread for the logger's whole life.
 	if logger.Reap != nil {
-		logger.Reap(cmd.Process.Pid)
+		logger.Reap(cmd.Process.Pid, started)
 	}
 	_ = cmd.Process.Release()
 	s.closers = append(s.closers, outW, errW)

@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/berth-project/berth/shim/ociruntime"
 	"github.com/berth-project/berth/shim/process"
@@ -71,7 +72,7 @@ func (c *container) launch(ctx context.Context, p *process.Process, r *reaper.Re
 	} else {
 		// A binary:// logger exits after the container, once its streams
 		// close: its exit is collected like the container's.
-		logger := stdio.Logger{ID: c.id, Namespace: ns, Reap: func(pid int) { go func() { <-r.Watch(pid) }() }}
+		logger := stdio.Logger{ID: c.id, Namespace: ns, Reap: func(pid int, since time.Time) { go func() { <-r.Watch(pid, since) }() }}
 		if streams, err = stdio.New(ctx, p.IO, logger); err != nil {
 			return nil, err
 		}
@@ -84,6 +85,7 @@ func (c *container) launch(ctx context.Context, p *process.Process, r *reaper.Re
 		}
 		return nil, err
 	}
+	launched := time.Now() // the process starts after this (see Reaper.Watch)
 	if p.ID == "" {
 		err = c.rt.Create(ctx, c.id, c.bundle, opts)
 	} else {
@@ -102,7 +104,7 @@ func (c *container) launch(ctx context.Context, p *process.Process, r *reaper.Re
 	if err != nil {
 		return fail(err)
 	}
-	watch := r.Watch(pid)
+	watch := r.Watch(pid, launched)
 	if p.Terminal {
 		master, err := sock.Receive()
 		if err != nil {
