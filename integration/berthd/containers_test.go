@@ -651,8 +651,8 @@ func TestLogRotation(t *testing.T) {
 	}
 }
 
-// TestUpdate: update changes a running container's memory limit in its
-// cgroup at once, and its restart policy.
+// TestUpdate: update changes a running container's memory and pids limits
+// in its cgroup at once, and its restart policy.
 func TestUpdate(t *testing.T) {
 	d := containerDaemon(t, options{})
 	d.run("run", "-d", "--name", "limited", "-m", "64m", image, "sleep", "1000")
@@ -673,6 +673,22 @@ func TestUpdate(t *testing.T) {
 	}
 	if r := d.berth("", "update", "-m", "1k", "limited"); r.code == 0 || !strings.Contains(r.stderr, "too small") {
 		t.Errorf("update to 1k: %v", r)
+	}
+
+	// A pids limit is set, and lifted again with docker's -1.
+	pids := func() string {
+		return strings.TrimSpace(d.run("exec", "limited", "sh", "-c", "cat /sys/fs/cgroup/pids/pids.max 2>/dev/null || cat /sys/fs/cgroup/pids.max"))
+	}
+	d.run("update", "--pids-limit", "50", "limited")
+	if got := pids(); got != "50" {
+		t.Errorf("pids.max after update --pids-limit 50: %s", got)
+	}
+	d.run("update", "--pids-limit", "-1", "limited")
+	if got := pids(); got != "max" {
+		t.Errorf("pids.max after update --pids-limit -1: %s, want max", got)
+	}
+	if out := d.run("inspect", "-f", "{{.HostConfig.PidsLimit}}", "limited"); out != "<nil>\n" {
+		t.Errorf("inspect after the pids limit was lifted: %q, want <nil>", out)
 	}
 }
 

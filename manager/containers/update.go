@@ -7,6 +7,7 @@ import (
 
 	taskapi "github.com/containerd/containerd/api/runtime/task/v2"
 	"github.com/containerd/errdefs"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"google.golang.org/protobuf/types/known/anypb"
 
 	"github.com/berth-project/berth/manager/ocispec"
@@ -41,7 +42,7 @@ func (s *Service) Update(ctx context.Context, req *containersv1.UpdateRequest) e
 		cfg.CpuShares = req.GetCpuShares()
 	}
 	if req.PidsLimit != nil {
-		cfg.PidsLimit = req.GetPidsLimit()
+		cfg.PidsLimit = max(req.GetPidsLimit(), 0) // docker's -1 and 0: unlimited
 	}
 	if req.RestartPolicy != nil {
 		if _, err := parseRestartPolicy(req.GetRestartPolicy()); err != nil {
@@ -58,6 +59,12 @@ func (s *Service) Update(ctx context.Context, req *containersv1.UpdateRequest) e
 	})
 	if err != nil {
 		return err
+	}
+	if req.PidsLimit != nil && cfg.PidsLimit == 0 {
+		// Leaving the pids out would keep the old limit: -1 lifts it
+		// (pids.max "max"), as runc's update does.
+		unlimited := int64(-1)
+		res.Pids = &specs.LinuxPids{Limit: &unlimited}
 	}
 	if c.run != nil {
 		data, err := json.Marshal(res)
