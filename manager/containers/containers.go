@@ -229,12 +229,30 @@ func (s *Service) InUse(ctx context.Context, imageID string) bool {
 func (s *Service) track(id string) *container {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	c, ok := s.live[id]
-	if !ok {
-		c = &container{id: id, started: make(chan struct{}), exited: make(chan struct{}), removed: make(chan struct{})}
-		s.live[id] = c
+	if c, ok := s.live[id]; ok {
+		return c
 	}
+	c := &container{id: id, started: make(chan struct{}), exited: make(chan struct{}), removed: make(chan struct{})}
+	if !s.recorded(id) {
+		// A call that resolved the container before a removal finished
+		// (Remove deletes the record, then untracks): it gets a container
+		// that is already gone, and nothing is left in live for it.
+		close(c.exited)
+		close(c.removed)
+		return c
+	}
+	s.live[id] = c
 	return c
+}
+
+// recorded says whether id has a record.
+func (s *Service) recorded(id string) bool {
+	found := false
+	_ = s.db.View(func(tx *bolt.Tx) error {
+		found = tx.Bucket(bucketV1).Bucket(bucketContainers).Get([]byte(id)) != nil
+		return nil
+	})
+	return found
 }
 
 func (s *Service) untrack(id string) {
