@@ -10,10 +10,15 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
+	"time"
+
+	"github.com/berth-project/berth/integration/testenv"
 )
 
 // TestCommit commits a stopped and a running container: the new image is
@@ -301,5 +306,76 @@ func tarNames(t *testing.T, s string) string {
 			t.Fatalf("not a tar: %v", err)
 		}
 		names.WriteString(h.Name + " ")
+	}
+}
+
+// TestCpDoesNotHoldUpStop: a cp into a running container, still reading
+// its tar from the client, does not hold up a stop of the container; the
+// file lands in the container's root filesystem all the same, and the
+// container starts again once the cp is done.
+func TestCpDoesNotHoldUpStop(t *testing.T) {
+	d := containerDaemon(t, options{})
+	d.run("run", "-d", "--name", "busy", image, "sleep", "1000")
+
+	cmd := exec.Command(testenv.Binary(t, "berth"), "-H", d.host, "container", "cp", "-", "busy:/tmp")
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cpOut bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &cpOut, &cpOut
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	released := false
+	defer func() {
+		if !released {
+			stdin.Close()
+			cmd.Wait()
+		}
+	}()
+	// One file larger than the chunks the client sends (256 KiB), half of
+	// it now: berthd creates the file and waits for the rest.
+	const size = 600 << 10
+	content := bytes.Repeat([]byte("berth"), size/5)
+	tw := tar.NewWriter(stdin)
+	if err := tw.WriteHeader(&tar.Header{Name: "big", Mode: 0o644, Size: size, Typeflag: tar.TypeReg}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tw.Write(content[:size/2]); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the cp to begin writing /tmp/big", func() bool {
+		return d.berth("", "exec", "busy", "test", "-e", "/tmp/big").code == 0
+	})
+
+	stopped := make(chan result, 1)
+	go func() { stopped <- berth(t, nil, "", "-H", d.host, "stop", "-t", "1", "busy") }()
+	select {
+	case r := <-stopped:
+		if r.code != 0 {
+			t.Fatalf("stop while a cp is in progress: %v", r)
+		}
+	case <-time.After(60 * time.Second):
+		t.Fatal("stop waited for the cp in progress (no answer in 60s)")
+	}
+	if state := d.run("inspect", "-f", "{{.State.Status}}", "busy"); state != "exited\n" {
+		t.Errorf("after stop: %q, want exited", state)
+	}
+
+	if _, err := tw.Write(content[size/2:]); err != nil {
+		t.Fatal(err)
+	}
+	if err := tw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	stdin.Close()
+	released = true
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("the cp that outlived the stop: %v\n%s", err, cpOut.String())
+	}
+	d.run("start", "busy")
+	if got := d.run("exec", "busy", "wc", "-c", "/tmp/big"); !strings.HasPrefix(strings.TrimSpace(got), strconv.Itoa(size)) {
+		t.Errorf("the copied file in the restarted container: %q, want %d bytes", got, size)
 	}
 }

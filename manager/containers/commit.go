@@ -97,10 +97,13 @@ func (s *Service) writeDiff(ctx context.Context, id string, r *containersv1.Cont
 			return err
 		}
 	}
+	// The root filesystem is held shared (see container.fs): the container
+	// may stop meanwhile, but neither start nor go away.
 	c := s.track(id)
-	// The lifecycle lock keeps the snapshot from being removed meanwhile.
 	c.mu.Lock()
-	defer c.mu.Unlock()
+	c.fs.RLock()
+	c.mu.Unlock()
+	defer c.fs.RUnlock()
 	key := snapshotKey(id)
 	ms, err := s.cfg.Snapshotter.Mounts(ctx, key)
 	if err != nil {

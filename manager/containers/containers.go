@@ -98,6 +98,12 @@ type container struct {
 	id string
 	// mu serialises lifecycle calls (start, stop, remove, the exit).
 	mu sync.Mutex
+	// fs guards the root filesystem's use by cp and commit, which hold it
+	// shared, without mu, for as long as they read or write it (a stop
+	// need not wait for them), against start (which mounts it: an overlay
+	// must not be mounted twice) and remove, which hold it exclusively.
+	// Taken after mu, never before.
+	fs sync.RWMutex
 
 	// run is the running process: nil when the container is not running.
 	// Reading it takes mu, or state.

@@ -130,8 +130,10 @@ func (s *Service) CopyTo(ctx context.Context, ref string, opts CopyToOptions, r 
 
 // withRootfs calls fn with an O_PATH fd of the container's root
 // filesystem: the mounted one of a running container, else its snapshot
-// mounted for the call. The container's lifecycle lock is held meanwhile,
-// so that it neither starts, stops nor goes away under the copy.
+// mounted for the call. The root filesystem is held shared meanwhile (see
+// container.fs): the container may stop, but not start (mount it again)
+// or go away, until fn returns. A running container's root is opened while
+// it runs, so that a stop (which unmounts it lazily) leaves fn on it.
 func (s *Service) withRootfs(ctx context.Context, ref string, write bool, fn func(rootfd int, name string) error) error {
 	id, r, err := s.lookup(ref)
 	if err != nil {
@@ -142,23 +144,43 @@ func (s *Service) withRootfs(ctx context.Context, ref string, write bool, fn fun
 	}
 	c := s.track(id)
 	c.mu.Lock()
-	defer c.mu.Unlock()
-	use := func(root string) error {
-		fd, err := unix.Open(root, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
-		if err != nil {
-			return fmt.Errorf("the root filesystem of %s: %w", r.GetName(), err)
-		}
-		defer unix.Close(fd)
-		return fn(fd, r.GetName())
+	running := c.run != nil
+	rootfd := -1
+	if running {
+		rootfd, err = openRoot(filepath.Join(s.bundle(id), "rootfs"), r.GetName())
 	}
-	if c.run != nil {
-		return use(filepath.Join(s.bundle(id), "rootfs"))
+	if err == nil {
+		c.fs.RLock()
+		defer c.fs.RUnlock()
+	}
+	c.mu.Unlock()
+	if err != nil {
+		return err
+	}
+	if running {
+		defer unix.Close(rootfd)
+		return fn(rootfd, r.GetName())
 	}
 	ms, err := s.cfg.Snapshotter.Mounts(ctx, snapshotKey(id))
 	if err != nil {
 		return fmt.Errorf("the root filesystem of %s: %w", r.GetName(), err)
 	}
-	return mount.WithTempMount(ctx, ms, use)
+	return mount.WithTempMount(ctx, ms, func(root string) error {
+		fd, err := openRoot(root, r.GetName())
+		if err != nil {
+			return err
+		}
+		defer unix.Close(fd)
+		return fn(fd, r.GetName())
+	})
+}
+
+func openRoot(root, name string) (int, error) {
+	fd, err := unix.Open(root, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return -1, fmt.Errorf("the root filesystem of %s: %w", name, err)
+	}
+	return fd, nil
 }
 
 // resolveFlags resolve a path as the container would, with its root as

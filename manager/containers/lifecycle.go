@@ -185,6 +185,9 @@ func (s *Service) Remove(ctx context.Context, ref string, force, volumes bool) e
 	if err != nil {
 		return err
 	}
+	// A cp or commit still using the root filesystem ends first.
+	c.fs.Lock()
+	defer c.fs.Unlock()
 	// The snapshot goes first: a record without its snapshot would be a
 	// container that cannot start, a snapshot without a record debris
 	// that start-up cannot name.

@@ -83,6 +83,8 @@ func (s *Service) start(ctx context.Context, c *container, policy bool) error {
 	if c.run != nil {
 		return nil
 	}
+	c.fs.Lock() // a cp or commit in progress ends first (see container.fs)
+	defer c.fs.Unlock()
 	// Read again under the lock: a call that held it may have changed it.
 	r, err := s.record(id)
 	if err != nil {
